@@ -1,0 +1,61 @@
+"""create_app(settings) -> the ASGI app: every domain's routes, one Runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tocsin import __version__
+from tocsin.auth import api as auth_api
+from tocsin.config import Settings
+from tocsin.core import http_errors
+from tocsin.core.clock import Clock, SystemClock
+from tocsin.core.limits import BodyLimitMiddleware
+from tocsin.db.engine import Database
+from tocsin.health import api as health_api
+from tocsin.health.metrics import MetricsMiddleware
+from tocsin.incidents import api as incidents_api
+from tocsin.policy.loader import default_policy, load_policy
+from tocsin.policy.models import Policy
+from tocsin.runtime import Runtime
+from tocsin.web import pages
+
+
+def build_runtime(
+    settings: Settings, *, clock: Clock | None = None, policy: Policy | None = None, db: Database | None = None
+) -> Runtime:
+    """Everything a process needs, from settings; tests pass their own clock, policy or database."""
+    if policy is None:
+        policy = load_policy(settings.policy) if settings.policy else default_policy()
+    return Runtime(
+        settings=settings,
+        db=db or Database(settings.database_url),
+        clock=clock or SystemClock(),
+        policy=policy,
+    )
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    rt = runtime or build_runtime(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await rt.db.dispose()
+
+    app = FastAPI(
+        title="Tocsin",
+        version=__version__,
+        description="Self-hosted incident response: the runbook as software.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    http_errors.install(app)
+    for router in (health_api.router, auth_api.router, incidents_api.router, pages.router):
+        app.include_router(router)
+    pages.mount_static(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=rt.settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=rt.metrics)
+    return app

@@ -1,0 +1,166 @@
+"""The only code that writes users, tokens and sessions."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tocsin.auth.models import ApiToken, User, WebSession
+from tocsin.auth.roles import Role
+from tocsin.core.clock import Clock
+from tocsin.core.errors import Conflict, Forbidden, NotFound, Unauthorized
+from tocsin.core.ids import digest, new_secret
+
+_hasher = PasswordHasher()
+# Verifying against this keeps the timing of "no such user" equal to "wrong password".
+_DUMMY_HASH = _hasher.hash("tocsin-timing-equaliser")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is acting: a user and their role."""
+
+    user_id: int
+    name: str
+    role: Role
+
+    def require(self, role: Role) -> None:
+        if self.role < role:
+            raise Forbidden(f"this needs the {role.name} role; {self.name} is a {self.role.name}")
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """What the first start created: shown once."""
+
+    user: str
+    token: str
+    password: str
+
+
+def _principal(user: User) -> Principal:
+    return Principal(user.id, user.name, Role.parse(user.role))
+
+
+async def create_user(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    name: str,
+    role: Role,
+    password: str | None = None,
+    display_name: str = "",
+    email: str | None = None,
+) -> User:
+    if await session.scalar(select(User.id).where(User.name == name)) is not None:
+        raise Conflict(f"user {name!r} exists", field="name")
+    user = User(
+        name=name,
+        display_name=display_name or name,
+        email=email,
+        role=role.name,
+        password_hash=_hasher.hash(password) if password else None,
+        created_at=clock.now(),
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def list_users(session: AsyncSession) -> list[User]:
+    return list(await session.scalars(select(User).order_by(User.name)))
+
+
+async def create_token(session: AsyncSession, clock: Clock, user: User, name: str) -> str:
+    """Create an API token for `user`; the clear value is returned once and only its hash is stored."""
+    token = new_secret("tsn")
+    session.add(ApiToken(user_id=user.id, name=name, token_hash=digest(token), created_at=clock.now()))
+    await session.flush()
+    return token
+
+
+async def get_user(session: AsyncSession, name: str) -> User:
+    user = await session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise NotFound(f"no user {name!r}", field="user")
+    return user
+
+
+async def authenticate_token(session: AsyncSession, token: str) -> Principal:
+    row = (
+        await session.execute(
+            select(User)
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .where(ApiToken.token_hash == digest(token), ApiToken.revoked_at.is_(None))
+        )
+    ).scalar_one_or_none()
+    if row is None or row.disabled_at is not None:
+        raise Unauthorized("invalid or revoked API token")
+    return _principal(row)
+
+
+async def login(session: AsyncSession, clock: Clock, name: str, password: str, days: int) -> tuple[str, str]:
+    """Check a password and open a web session; returns (session secret, CSRF token)."""
+    user = await session.scalar(select(User).where(User.name == name))
+    stored = user.password_hash if user is not None and user.disabled_at is None else None
+    try:
+        _hasher.verify(stored or _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        raise Unauthorized("wrong name or password") from None
+    if user is None or stored is None:
+        raise Unauthorized("wrong name or password")
+    secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    now = clock.now()
+    session.add(
+        WebSession(
+            user_id=user.id,
+            session_hash=digest(secret),
+            csrf_token=csrf,
+            created_at=now,
+            expires_at=now + timedelta(days=days),
+        )
+    )
+    return secret, csrf
+
+
+async def session_principal(session: AsyncSession, clock: Clock, secret: str) -> tuple[Principal, str]:
+    """The principal and CSRF token of a live web session."""
+    row = (
+        await session.execute(
+            select(User, WebSession.csrf_token)
+            .join(WebSession, WebSession.user_id == User.id)
+            .where(WebSession.session_hash == digest(secret), WebSession.expires_at > clock.now())
+        )
+    ).one_or_none()
+    if row is None or row[0].disabled_at is not None:
+        raise Unauthorized("session expired; sign in again")
+    return _principal(row[0]), row[1]
+
+
+async def logout(session: AsyncSession, clock: Clock, secret: str) -> None:
+    await session.execute(
+        update(WebSession).where(WebSession.session_hash == digest(secret)).values(expires_at=clock.now())
+    )
+
+
+async def bootstrap(session: AsyncSession, clock: Clock, token: str | None) -> Bootstrap | None:
+    """Create the first admin when none exists; None when one already does."""
+    admins = await session.scalar(select(func.count()).select_from(User).where(User.role == Role.admin.name))
+    if admins:
+        return None
+    password = secrets.token_urlsafe(12)
+    name = "admin"
+    if await session.scalar(select(User.id).where(User.name == name)) is not None:
+        name = f"admin-{secrets.token_hex(3)}"
+    user = await create_user(session, clock, name=name, role=Role.admin, password=password)
+    if token:
+        session.add(ApiToken(user_id=user.id, name="bootstrap", token_hash=digest(token), created_at=clock.now()))
+    else:
+        token = await create_token(session, clock, user, "bootstrap")
+    return Bootstrap(user=user.name, token=token, password=password)

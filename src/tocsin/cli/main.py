@@ -1,0 +1,16 @@
+"""The `tocsin` command: server-side commands here, HTTP client commands in their own modules."""
+
+from __future__ import annotations
+
+import typer
+
+from tocsin.cli import client_incidents, server
+
+app = typer.Typer(
+    name="tocsin",
+    help="Tocsin: self-hosted incident response. The runbook, as software.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+server.register(app)
+app.add_typer(client_incidents.app, name="incident")

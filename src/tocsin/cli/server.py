@@ -1,0 +1,142 @@
+"""Commands that run next to the database: serve, db upgrade, policy check, token create."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+
+from tocsin.auth import service as auth
+from tocsin.auth.roles import Role
+from tocsin.config import Settings
+from tocsin.core.clock import SystemClock
+from tocsin.core.errors import TocsinError
+from tocsin.db import migrate
+from tocsin.db.engine import Database
+from tocsin.policy.loader import PolicyError, default_policy, load_policy
+
+out = Console()
+err = Console(stderr=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+policy_app = typer.Typer(help="The runbook policy (tocsin.yaml).", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def upgrade() -> None:
+    """Migrate the database to the newest schema."""
+    settings = Settings()
+    try:
+        migrate.upgrade(settings.database_url)
+    except Exception as exc:  # a wrong URL or a down server is a one-line error, not a traceback
+        raise fail(f"cannot migrate {settings.database_url}: {str(exc).splitlines()[0]}") from None
+    out.print(f"database at {settings.database_url} is up to date")
+
+
+def check(file: Annotated[Path, typer.Argument(help="the policy file to check")]) -> None:
+    """Validate a policy file; every error names the file, line and field."""
+    try:
+        policy = load_policy(file)
+    except PolicyError as exc:
+        for issue in exc.issues:
+            err.print(str(issue), highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    out.print(f"{file}: ok ({len(policy.severities)} severities, {len(policy.services)} services)")
+
+
+async def _create_token(user: str, name: str, role: str | None) -> str:
+    settings = Settings()
+    db = Database(settings.database_url)
+    try:
+        async with db.transaction() as session:
+            try:
+                row = await auth.get_user(session, user)
+            except TocsinError:
+                if role is None:
+                    raise
+                row = await auth.create_user(session, SystemClock(), name=user, role=Role.parse(role))
+            return await auth.create_token(session, SystemClock(), row, name)
+    finally:
+        await db.dispose()
+
+
+def token_create(
+    user: Annotated[str, typer.Option(help="the user the token acts as")] = "admin",
+    name: Annotated[str, typer.Option(help="a label for the token")] = "cli",
+    role: Annotated[str | None, typer.Option(help="create the user with this role if missing")] = None,
+) -> None:
+    """Create an API token directly in the database (on the server host); printed once."""
+    try:
+        token = asyncio.run(_create_token(user, name, role))
+    except (TocsinError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    out.print(token, highlight=False)
+
+
+async def _bootstrap(settings: Settings) -> auth.Bootstrap | None:
+    db = Database(settings.database_url)
+    try:
+        async with db.transaction() as session:
+            return await auth.bootstrap(session, SystemClock(), settings.bootstrap_token)
+    finally:
+        await db.dispose()
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind (TOCSIN_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (TOCSIN_PORT)")] = None,
+) -> None:
+    """Run the API, the console and the engine in one process (migrates the database first)."""
+    import uvicorn
+
+    from tocsin.app import create_app
+
+    settings = Settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    try:
+        if settings.policy:
+            load_policy(settings.policy)
+        else:
+            default_policy()
+    except PolicyError as exc:
+        for issue in exc.issues:
+            err.print(str(issue), highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    upgrade()
+    first = asyncio.run(_bootstrap(settings))
+    url = f"http://{settings.host}:{settings.port}"
+    if first is not None:
+        out.print(
+            Panel.fit(
+                f"Console: {url}/login  user [bold]{first.user}[/bold]  password [bold]{first.password}[/bold]\n"
+                f"API token (shown once): [bold]{first.token}[/bold]\n"
+                f"export TOCSIN_URL={url} TOCSIN_TOKEN={first.token}",
+                title="first start: admin created",
+            ),
+            highlight=False,
+        )
+    out.print(f"Tocsin listening on {url}", highlight=False)
+    sys.stdout.flush()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    db_app.command("upgrade")(upgrade)
+    policy_app.command("check")(check)
+    token_app.command("create")(token_create)
+    app.add_typer(db_app, name="db")
+    app.add_typer(policy_app, name="policy")
+    app.add_typer(token_app, name="token")

@@ -1,0 +1,7 @@
+"""Every domain's tables, imported in one place so Alembic sees the whole schema."""
+
+from tocsin.auth.models import ApiToken, User, WebSession
+from tocsin.db.base import Base
+from tocsin.incidents.models import Incident, RoleAssignment, TimelineEvent
+
+__all__ = ["ApiToken", "Base", "Incident", "RoleAssignment", "TimelineEvent", "User", "WebSession"]

@@ -1,0 +1,393 @@
+"""The only code that writes incidents, their roles and their timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tocsin.core.clock import Clock
+from tocsin.core.errors import Conflict, InvalidInput, NotFound
+from tocsin.core.ids import incident_ref, parse_incident_ref
+from tocsin.incidents import schemas, sla
+from tocsin.incidents.channels import channel_name
+from tocsin.incidents.lifecycle import ACTIVE, MITIGATED, REOPENABLE, Status, allowed
+from tocsin.incidents.models import Incident, RoleAssignment, TimelineEvent
+from tocsin.incidents.timeline import EventKind, append
+from tocsin.policy.models import Policy
+
+SINGLE_HOLDER_ROLES = ("commander", "scribe", "communications")
+MAX_BACKDATE = timedelta(days=30)
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+async def get(session: AsyncSession, ref: str | int, *, for_update: bool = False) -> Incident:
+    """Find an incident by `INC-42`, `42` or 42."""
+    number = ref if isinstance(ref, int) else parse_incident_ref(ref)
+    if number is None:
+        raise NotFound(f"{ref!r} is not an incident id (expected INC-<number>)", field="id")
+    query = select(Incident).where(Incident.id == number)
+    if for_update:
+        query = query.with_for_update()
+    incident = await session.scalar(query)
+    if incident is None:
+        raise NotFound(f"no incident {incident_ref(number)}", field="id")
+    return incident
+
+
+def _check_scope(policy: Policy, data: schemas.IncidentCreate) -> None:
+    if data.severity not in policy.severities:
+        _unknown_severity(policy)
+    services = {s.name for s in policy.services}
+    for i, name in enumerate(data.services):
+        if name not in services:
+            raise InvalidInput(f"unknown service {name!r}; known: {', '.join(sorted(services))}", field=f"services.{i}")
+    components = policy.component_names
+    for i, name in enumerate(data.components):
+        if name not in components:
+            raise InvalidInput(
+                f"unknown component {name!r}; known: {', '.join(sorted(components))}", field=f"components.{i}"
+            )
+
+
+def _unknown_severity(policy: Policy) -> None:
+    raise InvalidInput(f"unknown severity; one of {', '.join(policy.severity_keys)}", field="severity")
+
+
+async def declare(
+    session: AsyncSession, clock: Clock, policy: Policy, actor: str, data: schemas.IncidentCreate
+) -> Incident:
+    """Open an incident, compute its SLA clock and start its timeline."""
+    _check_scope(policy, data)
+    now = clock.now()
+    detected = data.detected_at or now
+    if detected.tzinfo is None:
+        raise InvalidInput("must include a time zone offset", field="detected_at")
+    if detected > now + CLOCK_SKEW or detected < now - MAX_BACKDATE:
+        raise InvalidInput("must be within the last 30 days and not in the future", field="detected_at")
+    customer_facing = data.customer_facing
+    if customer_facing is None:
+        customer_facing = policy.severity(data.severity).rank <= 1
+    day = detected.astimezone(policy.tz).date()
+    prefix = f"#{policy.channels.incident_prefix}-{day.isoformat()}"
+    taken = set(await session.scalars(select(Incident.channel).where(Incident.channel.startswith(prefix))))
+    incident = Incident(
+        title=data.title,
+        description=data.description,
+        severity=data.severity,
+        status=Status.triggered.value,
+        source=data.source,
+        customer_facing=customer_facing,
+        services=list(data.services),
+        components=list(data.components),
+        channel=channel_name(policy.channels.incident_prefix, day, data.title, taken),
+        detected_at=detected,
+        created_by=actor,
+        created_at=now,
+        updated_at=now,
+        last_seq=0,
+        last_hash="0" * 64,
+    )
+    sla.apply(policy, incident)
+    session.add(incident)
+    await session.flush()
+    append(
+        session,
+        incident,
+        EventKind.declared,
+        actor,
+        now,
+        {
+            "title": incident.title,
+            "severity": incident.severity,
+            "description": incident.description,
+            "services": incident.services,
+            "components": incident.components,
+            "customer_facing": incident.customer_facing,
+            "source": incident.source,
+            "channel": incident.channel,
+            "detected_at": detected.isoformat(),
+        },
+    )
+    if data.commander:
+        _assign(session, incident, "commander", data.commander, actor, now, await _open_roles(session, incident))
+    return incident
+
+
+async def list_incidents(
+    session: AsyncSession,
+    *,
+    statuses: Sequence[Status] = (),
+    severities: Sequence[str] = (),
+    open_only: bool = False,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Incident], int]:
+    query = select(Incident)
+    if statuses:
+        query = query.where(Incident.status.in_([s.value for s in statuses]))
+    if severities:
+        query = query.where(Incident.severity.in_(list(severities)))
+    if open_only:
+        query = query.where(Incident.status.in_([s.value for s in ACTIVE]))
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = await session.scalars(query.order_by(Incident.id.desc()).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def _touch(incident: Incident, now: datetime) -> None:
+    incident.updated_at = now
+
+
+def _set_status(incident: Incident, new: Status, now: datetime) -> None:
+    incident.status = new.value
+    if new is not Status.triggered and incident.acknowledged_at is None:
+        incident.acknowledged_at = now  # working on it implies someone has it
+    if new in MITIGATED and incident.mitigated_at is None:
+        incident.mitigated_at = now
+    if new is Status.resolved:
+        incident.resolved_at = now
+    if new is Status.closed:
+        incident.closed_at = now
+
+
+async def change_status(
+    session: AsyncSession, clock: Clock, policy: Policy, incident: Incident, new: Status, actor: str, note: str = ""
+) -> Incident:
+    """Move the incident along its lifecycle; 409 naming the allowed moves when it may not go there."""
+    current = Status(incident.status)
+    if new not in allowed(current):
+        options = ", ".join(s.value for s in allowed(current)) or "none (reopen it first)"
+        raise Conflict(
+            f"cannot move {incident_ref(incident.id)} from {current.value} to {new.value}; allowed: {options}",
+            field="status",
+            current=current.value,
+            allowed=[s.value for s in allowed(current)],
+        )
+    now = clock.now()
+    _set_status(incident, new, now)
+    sla.apply(policy, incident)
+    _touch(incident, now)
+    data: dict[str, Any] = {"from": current.value, "to": new.value}
+    if note:
+        data["note"] = note
+    append(session, incident, EventKind.status_change, actor, now, data)
+    return incident
+
+
+async def acknowledge(
+    session: AsyncSession, clock: Clock, policy: Policy, incident: Incident, actor: str, note: str = ""
+) -> Incident:
+    return await change_status(session, clock, policy, incident, Status.acknowledged, actor, note)
+
+
+async def reopen(
+    session: AsyncSession, clock: Clock, policy: Policy, incident: Incident, actor: str, reason: str
+) -> Incident:
+    current = Status(incident.status)
+    if current not in REOPENABLE:
+        raise Conflict(
+            f"{incident_ref(incident.id)} is {current.value}; only resolved or closed incidents reopen",
+            field="status",
+            current=current.value,
+            allowed=[s.value for s in allowed(current)],
+        )
+    now = clock.now()
+    new = Status.triggered if incident.acknowledged_at is None else Status.investigating
+    incident.status = new.value
+    incident.resolved_at = incident.closed_at = incident.mitigated_at = None
+    sla.apply(policy, incident)
+    _touch(incident, now)
+    append(
+        session,
+        incident,
+        EventKind.status_change,
+        actor,
+        now,
+        {"from": current.value, "to": new.value, "reopened": True, "note": reason},
+    )
+    return incident
+
+
+async def change_severity(
+    session: AsyncSession, clock: Clock, policy: Policy, incident: Incident, severity: str, actor: str, reason: str
+) -> Incident:
+    """Re-classify; the SLA clock is recomputed from the detection time."""
+    if severity not in policy.severities:
+        _unknown_severity(policy)
+    if severity == incident.severity:
+        raise Conflict(f"{incident_ref(incident.id)} is already {severity}", field="severity")
+    now = clock.now()
+    old = incident.severity
+    incident.severity = severity
+    sla.apply(policy, incident)
+    _touch(incident, now)
+    append(
+        session,
+        incident,
+        EventKind.severity_change,
+        actor,
+        now,
+        {"from": old, "to": severity, "reason": reason},
+    )
+    return incident
+
+
+async def _open_roles(session: AsyncSession, incident: Incident) -> list[RoleAssignment]:
+    query = select(RoleAssignment).where(
+        RoleAssignment.incident_id == incident.id, RoleAssignment.ended_at.is_(None)
+    )
+    return list(await session.scalars(query))
+
+
+def _assign(
+    session: AsyncSession,
+    incident: Incident,
+    role: str,
+    person: str,
+    actor: str,
+    now: datetime,
+    current: list[RoleAssignment],
+) -> None:
+    previous = None
+    for held in current:
+        if held.role == role and (role in SINGLE_HOLDER_ROLES or held.person == person):
+            if held.person == person:
+                raise Conflict(f"{person} is already {role} of {incident_ref(incident.id)}", field="person")
+            held.ended_at, held.ended_by, previous = now, actor, held.person
+    session.add(
+        RoleAssignment(
+            incident_id=incident.id, role=role, person=person, assigned_at=now, assigned_by=actor
+        )
+    )
+    append(
+        session,
+        incident,
+        EventKind.role_change,
+        actor,
+        now,
+        {"role": role, "person": person, "action": "assign", "previous": previous},
+    )
+
+
+async def change_role(
+    session: AsyncSession, clock: Clock, incident: Incident, change: schemas.RoleChange, actor: str
+) -> Incident:
+    now = clock.now()
+    current = await _open_roles(session, incident)
+    if change.action == "assign":
+        _assign(session, incident, change.role, change.person, actor, now, current)
+    else:
+        held = [r for r in current if r.role == change.role and r.person == change.person]
+        if not held:
+            raise Conflict(f"{change.person} is not {change.role} of {incident_ref(incident.id)}", field="person")
+        for r in held:
+            r.ended_at, r.ended_by = now, actor
+        append(
+            session,
+            incident,
+            EventKind.role_change,
+            actor,
+            now,
+            {"role": change.role, "person": change.person, "action": "unassign", "previous": None},
+        )
+    _touch(incident, now)
+    return incident
+
+
+async def record(
+    session: AsyncSession, clock: Clock, incident: Incident, kind: EventKind, actor: str, data: dict[str, Any]
+) -> TimelineEvent:
+    """Append a note, command, assignment or action taken."""
+    now = clock.now()
+    _touch(incident, now)
+    return append(session, incident, kind, actor, now, data)
+
+
+async def post_update(
+    session: AsyncSession, clock: Clock, policy: Policy, incident: Incident, actor: str, text: str
+) -> TimelineEvent:
+    """A management update: restarts the update cadence."""
+    now = clock.now()
+    incident.last_update_at = now
+    sla.apply(policy, incident)
+    _touch(incident, now)
+    return append(session, incident, EventKind.update, actor, now, {"text": text})
+
+
+async def propose_hypothesis(session: AsyncSession, clock: Clock, incident: Incident, actor: str, text: str) -> TimelineEvent:
+    now = clock.now()
+    _touch(incident, now)
+    seq = incident.last_seq + 1
+    return append(
+        session, incident, EventKind.hypothesis, actor, now, {"hypothesis": seq, "text": text, "state": "proposed"}
+    )
+
+
+async def settle_hypothesis(
+    session: AsyncSession,
+    clock: Clock,
+    incident: Incident,
+    hypothesis: int,
+    result: schemas.HypothesisResult,
+    actor: str,
+) -> TimelineEvent:
+    """Record that a hypothesis was confirmed or refuted, with what showed it."""
+    proposed = await session.scalar(
+        select(TimelineEvent).where(
+            TimelineEvent.incident_id == incident.id,
+            TimelineEvent.seq == hypothesis,
+            TimelineEvent.kind == EventKind.hypothesis.value,
+        )
+    )
+    if proposed is None or proposed.data.get("state") != "proposed":
+        raise NotFound(f"no hypothesis {hypothesis} on {incident_ref(incident.id)}", field="hypothesis")
+    now = clock.now()
+    _touch(incident, now)
+    data = {"hypothesis": hypothesis, "text": proposed.data["text"], "state": result.state, "result": result.result}
+    return append(session, incident, EventKind.hypothesis, actor, now, data)
+
+
+async def role_history(session: AsyncSession, incident_ids: Sequence[int]) -> dict[int, list[RoleAssignment]]:
+    """Every role assignment, past and present, of the given incidents."""
+    out: dict[int, list[RoleAssignment]] = {i: [] for i in incident_ids}
+    if not incident_ids:
+        return out
+    rows = await session.scalars(
+        select(RoleAssignment)
+        .where(RoleAssignment.incident_id.in_(list(incident_ids)))
+        .order_by(RoleAssignment.id)
+    )
+    for row in rows:
+        out[row.incident_id].append(row)
+    return out
+
+
+async def hypotheses(session: AsyncSession, incident: Incident) -> list[dict[str, Any]]:
+    """Each hypothesis with its latest state."""
+    rows = await session.scalars(
+        select(TimelineEvent)
+        .where(TimelineEvent.incident_id == incident.id, TimelineEvent.kind == EventKind.hypothesis.value)
+        .order_by(TimelineEvent.seq)
+    )
+    latest: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        latest[int(row.data["hypothesis"])] = dict(row.data)
+    return list(latest.values())
+
+
+async def counts_by_severity(session: AsyncSession) -> dict[str, int]:
+    """Open incidents by severity."""
+    rows = await session.execute(
+        select(Incident.severity, func.count())
+        .where(Incident.status.in_([s.value for s in ACTIVE]))
+        .group_by(Incident.severity)
+    )
+    return {sev: int(n) for sev, n in rows.tuples()}
+
+
+async def open_incidents(session: AsyncSession) -> list[Incident]:
+    return list(await session.scalars(select(Incident).where(Incident.status.in_([s.value for s in ACTIVE]))))

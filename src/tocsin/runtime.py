@@ -1,0 +1,30 @@
+"""What a running Tocsin holds: built once by create_app and handed to routes and workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from tocsin.config import Settings
+from tocsin.core.bus import Bus
+from tocsin.core.clock import Clock
+from tocsin.db.engine import Database
+from tocsin.health.metrics import Metrics
+from tocsin.policy.models import Policy
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    clock: Clock
+    policy: Policy
+    bus: Bus = field(default_factory=Bus)
+    metrics: Metrics = field(default_factory=Metrics)
+
+
+def runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the app's Runtime."""
+    rt: Runtime = request.app.state.runtime
+    return rt

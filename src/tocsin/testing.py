@@ -1,0 +1,65 @@
+"""Helpers shared by Tocsin's tests and by plugin authors: a fake clock, databases, users."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from tocsin.auth import service as auth
+from tocsin.auth.roles import Role
+from tocsin.core.clock import FakeClock
+from tocsin.db import migrate
+from tocsin.db.engine import Database
+from tocsin.db.models import Base
+
+__all__ = ["FakeClock", "bearer", "migrated_sqlite", "postgres_database", "reset", "user_with_token"]
+
+
+def migrated_sqlite(template: Path, target: Path) -> str:
+    """Copy a migrated SQLite template to `target` (migrating the template on first use)."""
+    if not template.exists():
+        migrate.upgrade(f"sqlite:///{template}")
+    shutil.copyfile(template, target)
+    return f"sqlite+aiosqlite:///{target}"
+
+
+@contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for one test run, dropped afterwards."""
+    url = make_url(admin_url)
+    name = f"tocsin_test_{secrets.token_hex(4)}"
+    conninfo = f"host={url.host or '127.0.0.1'} port={url.port or 5432} user={url.username or 'postgres'} dbname={url.database or 'postgres'}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    test_url = url.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+    try:
+        migrate.upgrade(test_url)
+        yield test_url
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def reset(db: Database) -> None:
+    """Empty every table (PostgreSQL tests share one migrated database)."""
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+async def user_with_token(db: Database, clock: FakeClock, name: str, role: Role, password: str | None = None) -> str:
+    """Create a user and return a fresh API token for it."""
+    async with db.transaction() as session:
+        user = await auth.create_user(session, clock, name=name, role=role, password=password)
+        return await auth.create_token(session, clock, user, "test")
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header for an API token."""
+    return {"Authorization": f"Bearer {token}"}
