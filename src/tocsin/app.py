@@ -24,7 +24,11 @@ from tocsin.web import pages
 
 
 def build_runtime(
-    settings: Settings, *, clock: Clock | None = None, policy: Policy | None = None, db: Database | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    policy: Policy | None = None,
+    db: Database | None = None,
 ) -> Runtime:
     """Everything a process needs, from settings; tests pass their own clock, policy or database."""
     if policy is None:

@@ -53,7 +53,9 @@ async def reset(db: Database) -> None:
         await conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 
-async def user_with_token(db: Database, clock: FakeClock, name: str, role: Role, password: str | None = None) -> str:
+async def user_with_token(
+    db: Database, clock: FakeClock, name: str, role: Role, password: str | None = None
+) -> str:
     """Create a user and return a fresh API token for it."""
     async with db.transaction() as session:
         user = await auth.create_user(session, clock, name=name, role=role, password=password)

@@ -74,7 +74,9 @@ async def test_malformed_authorization_header(client: httpx.AsyncClient) -> None
     assert r.status_code == 401 and "Bearer" in r.json()["error"]["message"]
 
 
-async def test_tokens_are_stored_hashed_and_created_once(client: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+async def test_tokens_are_stored_hashed_and_created_once(
+    client: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
     r = await client.post("/api/v1/tokens", json={"name": "laptop"}, headers=bearer(tokens["viewer"]))
     assert r.status_code == 201
     new = r.json()["token"]

@@ -21,7 +21,9 @@ def at(value: object) -> datetime:
     return datetime.fromisoformat(str(value))
 
 
-async def test_p0_deadlines_follow_the_seed(client: httpx.AsyncClient, tokens: dict[str, str], clock: FakeClock) -> None:
+async def test_p0_deadlines_follow_the_seed(
+    client: httpx.AsyncClient, tokens: dict[str, str], clock: FakeClock
+) -> None:
     inc = await declare(client, tokens["responder"], components=["application"])
     now = clock.now()
     sla = inc["sla"]
@@ -41,14 +43,20 @@ async def test_acknowledge_then_breach_and_time_to_resolve(
 ) -> None:
     inc = await declare(client, tokens["responder"])
     clock.advance(minutes=20)
-    r = await client.post(f"/api/v1/incidents/{inc['id']}/acknowledge", json={}, headers=bearer(tokens["responder"]))
+    r = await client.post(
+        f"/api/v1/incidents/{inc['id']}/acknowledge", json={}, headers=bearer(tokens["responder"])
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "acknowledged"
     assert body["sla"]["response_breached"] is True
     assert body["sla"]["time_to_acknowledge_seconds"] == 1200
     clock.advance(minutes=10)
-    r = await client.post(f"/api/v1/incidents/{inc['id']}/resolve", json={"summary": "rolled back"}, headers=bearer(tokens["responder"]))
+    r = await client.post(
+        f"/api/v1/incidents/{inc['id']}/resolve",
+        json={"summary": "rolled back"},
+        headers=bearer(tokens["responder"]),
+    )
     assert r.json()["sla"]["time_to_resolve_seconds"] == 1800
     assert r.json()["sla"]["resolution_breached"] is False
     assert r.json()["sla"]["next_update_due_at"] is None
@@ -60,12 +68,16 @@ async def test_invalid_transition_is_409_naming_current_and_allowed(
     inc = await declare(client, tokens["commander"])
     h = bearer(tokens["commander"])
     await client.post(f"/api/v1/incidents/{inc['id']}/resolve", json={}, headers=h)
-    r = await client.post(f"/api/v1/incidents/{inc['id']}/status", json={"status": "investigating"}, headers=h)
+    r = await client.post(
+        f"/api/v1/incidents/{inc['id']}/status", json={"status": "investigating"}, headers=h
+    )
     assert r.status_code == 409
     err = r.json()["error"]
     assert err["current"] == "resolved" and err["allowed"] == ["closed"]
     assert "resolved" in err["message"] and "closed" in err["message"]
-    r = await client.post(f"/api/v1/incidents/{inc['id']}/reopen", json={"reason": "errors are back"}, headers=h)
+    r = await client.post(
+        f"/api/v1/incidents/{inc['id']}/reopen", json={"reason": "errors are back"}, headers=h
+    )
     assert r.status_code == 200 and r.json()["status"] == "investigating"
     assert r.json()["resolved_at"] is None
 
@@ -80,18 +92,22 @@ async def test_severity_change_recomputes_from_detection(
     r = await client.post(f"/api/v1/incidents/{inc['id']}/severity", json={"severity": "P0"}, headers=h)
     assert r.status_code == 422 and r.json()["error"]["field"] == "reason"
     r = await client.post(
-        f"/api/v1/incidents/{inc['id']}/severity", json={"severity": "P0", "reason": "all endpoints failing"}, headers=h
+        f"/api/v1/incidents/{inc['id']}/severity",
+        json={"severity": "P0", "reason": "all endpoints failing"},
+        headers=h,
     )
     body = r.json()
     assert body["severity"] == "P0"
     assert at(body["sla"]["response_due_at"]) == start + timedelta(minutes=15)
     assert body["sla"]["response_breached"] is True
     timeline = (await client.get(f"/api/v1/incidents/{inc['id']}/timeline", headers=h)).json()
-    change = [e for e in timeline if e["kind"] == "severity_change"][0]
+    change = next(e for e in timeline if e["kind"] == "severity_change")
     assert change["data"] == {"from": "P2", "to": "P0", "reason": "all endpoints failing"}
 
 
-async def test_p3_on_friday_evening_is_due_monday(client: httpx.AsyncClient, tokens: dict[str, str], clock: FakeClock) -> None:
+async def test_p3_on_friday_evening_is_due_monday(
+    client: httpx.AsyncClient, tokens: dict[str, str], clock: FakeClock
+) -> None:
     clock.set(datetime(2026, 11, 27, 22, 0, tzinfo=UTC))  # Friday 17:00 in New York
     inc = await declare(client, tokens["responder"], severity="P3", title="Typo on the footer")
     due = at(inc["sla"]["response_due_at"])  # type: ignore[index]
@@ -104,14 +120,18 @@ async def test_timeline_kinds_and_hash_chain(client: httpx.AsyncClient, tokens: 
     inc = await declare(client, tokens["commander"])
     h = bearer(tokens["commander"])
     base = f"/api/v1/incidents/{inc['id']}"
-    assert (await client.post(f"{base}/roles", json={"role": "commander", "person": "ada"}, headers=h)).status_code == 200
+    assert (
+        await client.post(f"{base}/roles", json={"role": "commander", "person": "ada"}, headers=h)
+    ).status_code == 200
     r = await client.post(f"{base}/roles", json={"role": "commander", "person": "grace"}, headers=h)
     assert r.json()["roles"]["commander"] == "grace"
     await client.post(f"{base}/roles", json={"role": "responder", "person": "linus"}, headers=h)
     await client.post(f"{base}/notes", json={"text": "503 on every endpoint"}, headers=h)
     hyp = (await client.post(f"{base}/hypotheses", json={"text": "bad deploy"}, headers=h)).json()
     hid = hyp["data"]["hypothesis"]
-    r = await client.post(f"{base}/hypotheses/{hid}", json={"state": "confirmed", "result": "deploy at 14:02"}, headers=h)
+    r = await client.post(
+        f"{base}/hypotheses/{hid}", json={"state": "confirmed", "result": "deploy at 14:02"}, headers=h
+    )
     assert r.status_code == 201 and r.json()["data"]["state"] == "confirmed"
     r = await client.post(
         f"{base}/commands", json={"command": "railway rollback", "output": "done", "exit_code": 0}, headers=h
@@ -123,14 +143,27 @@ async def test_timeline_kinds_and_hash_chain(client: httpx.AsyncClient, tokens: 
     events = (await client.get(f"{base}/timeline", headers=h)).json()
     kinds = [e["kind"] for e in events]
     assert kinds == [
-        "declared", "role_change", "role_change", "role_change", "note", "hypothesis", "hypothesis",
-        "command", "assignment", "action", "update",
+        "declared",
+        "role_change",
+        "role_change",
+        "role_change",
+        "note",
+        "hypothesis",
+        "hypothesis",
+        "command",
+        "assignment",
+        "action",
+        "update",
     ]
     assert [e["seq"] for e in events] == list(range(1, 12))
     later = (await client.get(f"{base}/timeline?after=9", headers=h)).json()
     assert [e["seq"] for e in later] == [10, 11]
     roles = (await client.get(f"{base}/roles", headers=h)).json()
-    assert [(r["person"], r["ended_at"] is None) for r in roles] == [("ada", False), ("grace", True), ("linus", True)] or True
+    assert [(r["person"], r["ended_at"] is None) for r in roles] == [
+        ("ada", False),
+        ("grace", True),
+        ("linus", True),
+    ] or True
     verify = (await client.get(f"{base}/verify", headers=h)).json()
     assert verify == {"id": inc["id"], "intact": True, "events": 11, "detail": "intact"}
 
@@ -148,7 +181,9 @@ async def test_listing_filters_and_pagination(client: httpx.AsyncClient, tokens:
     assert [i["id"] for i in page["items"]] == ["INC-1"]
 
 
-async def test_channel_names_get_a_suffix_when_taken(client: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+async def test_channel_names_get_a_suffix_when_taken(
+    client: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
     a = await declare(client, tokens["responder"], title="Auth down")
     b = await declare(client, tokens["responder"], title="Auth down!")
     assert a["channel"] == "#incident-2026-11-26-auth-down"

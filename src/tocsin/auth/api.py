@@ -43,7 +43,9 @@ async def create_user(
 
 @router.post("/tokens", response_model=schemas.TokenOut, status_code=201)
 async def create_token(
-    body: schemas.TokenCreate, principal: Principal = Depends(require(Role.viewer)), rt: Runtime = Depends(runtime)
+    body: schemas.TokenCreate,
+    principal: Principal = Depends(require(Role.viewer)),
+    rt: Runtime = Depends(runtime),
 ) -> schemas.TokenOut:
     """Create an API token for yourself, or (admins) for another user; the token is shown once."""
     if body.user and body.user != principal.name:
@@ -51,5 +53,5 @@ async def create_token(
     async with rt.db.transaction() as session:
         user = await service.get_user(session, body.user or principal.name)
         token = await service.create_token(session, rt.clock, user, body.name)
-        out = schemas.TokenOut(name=body.name, user=user.name, role=user.role, token=token)  # type: ignore[arg-type]
+        out = schemas.TokenOut(name=body.name, user=user.name, role=user.role, token=token)
     return out

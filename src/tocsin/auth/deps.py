@@ -48,7 +48,9 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     ) -> Principal:
         if credentials is None and request.headers.get("authorization"):
             raise Unauthorized("malformed Authorization header; expected 'Bearer <token>'")
-        principal = await principal_from_request(request, rt, credentials.credentials if credentials else None)
+        principal = await principal_from_request(
+            request, rt, credentials.credentials if credentials else None
+        )
         principal.require(role)
         return principal
 

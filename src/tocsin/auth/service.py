@@ -160,7 +160,9 @@ async def bootstrap(session: AsyncSession, clock: Clock, token: str | None) -> B
         name = f"admin-{secrets.token_hex(3)}"
     user = await create_user(session, clock, name=name, role=Role.admin, password=password)
     if token:
-        session.add(ApiToken(user_id=user.id, name="bootstrap", token_hash=digest(token), created_at=clock.now()))
+        session.add(
+            ApiToken(user_id=user.id, name="bootstrap", token_hash=digest(token), created_at=clock.now())
+        )
     else:
         token = await create_token(session, clock, user, "bootstrap")
     return Bootstrap(user=user.name, token=token, password=password)

@@ -121,15 +121,17 @@ def serve(
         out.print(
             Panel.fit(
                 f"Console: {url}/login  user [bold]{first.user}[/bold]  password [bold]{first.password}[/bold]\n"
-                f"API token (shown once): [bold]{first.token}[/bold]\n"
-                f"export TOCSIN_URL={url} TOCSIN_TOKEN={first.token}",
+                f"API token (shown once): [bold]{first.token}[/bold]",
                 title="first start: admin created",
             ),
             highlight=False,
         )
+        out.print(f"export TOCSIN_URL={url} TOCSIN_TOKEN={first.token}", highlight=False, soft_wrap=True)
     out.print(f"Tocsin listening on {url}", highlight=False)
     sys.stdout.flush()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -18,8 +18,8 @@ class Bus:
             for waiter in self._waiters.get(topic, ()):
                 waiter.set()
 
-    async def wait(self, topic: str, timeout: float) -> bool:
-        """Sleep until the topic is published or `timeout` passes; True when woken."""
+    async def wait(self, topic: str, timeout: float) -> bool:  # noqa: ASYNC109 - a wake-up, not a deadline
+        """Sleep until the topic is published or `timeout` seconds pass; True when woken."""
         event = asyncio.Event()
         self._waiters[topic].add(event)
         try:

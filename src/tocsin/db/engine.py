@@ -76,3 +76,9 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def advisory_lock(session: AsyncSession, key: str) -> None:
+    """Serialise transactions that contend for `key` until commit (PostgreSQL; SQLite has one writer)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})

@@ -7,11 +7,13 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.auth.deps import require
 from tocsin.auth.roles import Role
 from tocsin.auth.service import Principal
+from tocsin.core.errors import Conflict
 from tocsin.core.ids import incident_ref
 from tocsin.incidents import present, schemas, service, timeline
 from tocsin.incidents.lifecycle import Status
@@ -27,6 +29,7 @@ Commander = Annotated[Principal, Depends(require(Role.commander))]
 Rt = Annotated[Runtime, Depends(runtime)]
 Ref = Annotated[str, "INC-42 or 42"]
 
+DECLARE_ATTEMPTS = 5
 ERRORS: dict[int | str, dict[str, object]] = {
     404: {"description": "no such incident"},
     409: {"description": "not allowed in the incident's current status"},
@@ -64,12 +67,21 @@ async def _event(
         return present.event(event)
 
 
-@router.post("", response_model=schemas.IncidentOut, status_code=201, responses={422: {"description": "invalid"}})
+@router.post(
+    "", response_model=schemas.IncidentOut, status_code=201, responses={422: {"description": "invalid"}}
+)
 async def declare(body: schemas.IncidentCreate, who: Responder, rt: Rt) -> schemas.IncidentOut:
     """Declare an incident; its SLA clock starts at `detected_at` (default now)."""
-    async with rt.db.transaction() as session:
-        incident = await service.declare(session, rt.clock, rt.policy, who.name, body)
-        out = await _out(session, rt, incident)
+    for attempt in range(DECLARE_ATTEMPTS):
+        try:
+            async with rt.db.transaction() as session:
+                incident = await service.declare(session, rt.clock, rt.policy, who.name, body)
+                out = await _out(session, rt, incident)
+            break
+        except IntegrityError:
+            # Two declarations raced for the same channel name; the next try sees the winner's.
+            if attempt == DECLARE_ATTEMPTS - 1:
+                raise Conflict("could not allocate a channel name; try again", field="title") from None
     rt.bus.publish("incidents")
     return out
 
@@ -87,7 +99,12 @@ async def list_incidents(
     """Incidents, newest first, filtered by status, severity or open only."""
     async with rt.db.session() as session:
         rows, total = await service.list_incidents(
-            session, statuses=status or (), severities=severity or (), open_only=open, limit=limit, offset=offset
+            session,
+            statuses=status or (),
+            severities=severity or (),
+            open_only=open,
+            limit=limit,
+            offset=offset,
         )
         roles = await service.role_history(session, [r.id for r in rows])
     now, tz = rt.clock.now(), rt.policy.timezone
@@ -103,27 +120,37 @@ async def show(ref: Ref, _: Viewer, rt: Rt) -> schemas.IncidentOut:
 
 @router.post("/{ref}/acknowledge", response_model=schemas.IncidentOut, responses=ERRORS)
 async def acknowledge(ref: Ref, body: schemas.Acknowledge, who: Responder, rt: Rt) -> schemas.IncidentOut:
-    return await _act(rt, ref, lambda s, i: service.acknowledge(s, rt.clock, rt.policy, i, who.name, body.note))
+    return await _act(
+        rt, ref, lambda s, i: service.acknowledge(s, rt.clock, rt.policy, i, who.name, body.note)
+    )
 
 
 @router.post("/{ref}/status", response_model=schemas.IncidentOut, responses=ERRORS)
 async def change_status(ref: Ref, body: schemas.StatusChange, who: Responder, rt: Rt) -> schemas.IncidentOut:
     """Move along the lifecycle; 409 names the current status and the allowed ones."""
     return await _act(
-        rt, ref, lambda s, i: service.change_status(s, rt.clock, rt.policy, i, body.status, who.name, body.note)
+        rt,
+        ref,
+        lambda s, i: service.change_status(s, rt.clock, rt.policy, i, body.status, who.name, body.note),
     )
 
 
 @router.post("/{ref}/resolve", response_model=schemas.IncidentOut, responses=ERRORS)
 async def resolve(ref: Ref, body: schemas.Resolve, who: Responder, rt: Rt) -> schemas.IncidentOut:
     return await _act(
-        rt, ref, lambda s, i: service.change_status(s, rt.clock, rt.policy, i, Status.resolved, who.name, body.summary)
+        rt,
+        ref,
+        lambda s, i: service.change_status(
+            s, rt.clock, rt.policy, i, Status.resolved, who.name, body.summary
+        ),
     )
 
 
 @router.post("/{ref}/close", response_model=schemas.IncidentOut, responses=ERRORS)
 async def close(ref: Ref, who: Commander, rt: Rt) -> schemas.IncidentOut:
-    return await _act(rt, ref, lambda s, i: service.change_status(s, rt.clock, rt.policy, i, Status.closed, who.name))
+    return await _act(
+        rt, ref, lambda s, i: service.change_status(s, rt.clock, rt.policy, i, Status.closed, who.name)
+    )
 
 
 @router.post("/{ref}/reopen", response_model=schemas.IncidentOut, responses=ERRORS)
@@ -132,7 +159,9 @@ async def reopen(ref: Ref, body: schemas.Reopen, who: Commander, rt: Rt) -> sche
 
 
 @router.post("/{ref}/severity", response_model=schemas.IncidentOut, responses=ERRORS)
-async def change_severity(ref: Ref, body: schemas.SeverityChange, who: Responder, rt: Rt) -> schemas.IncidentOut:
+async def change_severity(
+    ref: Ref, body: schemas.SeverityChange, who: Responder, rt: Rt
+) -> schemas.IncidentOut:
     """Re-classify with a reason; every deadline is recomputed from the detection time."""
     return await _act(
         rt,
@@ -188,10 +217,14 @@ async def post_update(ref: Ref, body: schemas.Note, who: Responder, rt: Rt) -> s
 async def propose(ref: Ref, body: schemas.HypothesisCreate, who: Responder, rt: Rt) -> schemas.EventOut:
     """Propose a hypothesis; its id is the `hypothesis` field of the returned event."""
     async with _changing(rt, ref) as (session, incident):
-        return present.event(await service.propose_hypothesis(session, rt.clock, incident, who.name, body.text))
+        return present.event(
+            await service.propose_hypothesis(session, rt.clock, incident, who.name, body.text)
+        )
 
 
-@router.post("/{ref}/hypotheses/{hypothesis}", response_model=schemas.EventOut, status_code=201, responses=ERRORS)
+@router.post(
+    "/{ref}/hypotheses/{hypothesis}", response_model=schemas.EventOut, status_code=201, responses=ERRORS
+)
 async def settle(
     ref: Ref, hypothesis: Annotated[int, "id"], body: schemas.HypothesisResult, who: Responder, rt: Rt
 ) -> schemas.EventOut:

@@ -28,8 +28,8 @@ ACTIVE = (
 # Forward along the runbook's flow, plus the moves back that a failed fix needs
 # (a mitigation that does not hold sends the team back to investigating).
 TRANSITIONS: dict[Status, tuple[Status, ...]] = {
-    Status.triggered: ACTIVE[1:] + (Status.resolved,),
-    Status.acknowledged: ACTIVE[2:] + (Status.resolved,),
+    Status.triggered: (*ACTIVE[1:], Status.resolved),
+    Status.acknowledged: (*ACTIVE[2:], Status.resolved),
     Status.investigating: (Status.identified, Status.mitigated, Status.monitoring, Status.resolved),
     Status.identified: (Status.investigating, Status.mitigated, Status.monitoring, Status.resolved),
     Status.mitigated: (Status.investigating, Status.identified, Status.monitoring, Status.resolved),

@@ -52,7 +52,7 @@ def incident(row: Incident, assignments: list[RoleAssignment], now: datetime, tz
         description=row.description,
         severity=row.severity,
         status=Status(row.status),
-        source=row.source,  # type: ignore[arg-type]
+        source=row.source,
         customer_facing=row.customer_facing,
         services=row.services,
         components=row.components,
@@ -74,13 +74,15 @@ def incident(row: Incident, assignments: list[RoleAssignment], now: datetime, tz
 
 
 def event(row: TimelineEvent) -> schemas.EventOut:
-    return schemas.EventOut(seq=row.seq, kind=row.kind, actor=row.actor, at=row.at, data=row.data, hash=row.hash)
+    return schemas.EventOut(
+        seq=row.seq, kind=row.kind, actor=row.actor, at=row.at, data=row.data, hash=row.hash
+    )
 
 
 def role_history(assignments: list[RoleAssignment]) -> list[schemas.RoleOut]:
     return [
         schemas.RoleOut(
-            role=a.role,  # type: ignore[arg-type]
+            role=a.role,
             person=a.person,
             assigned_at=a.assigned_at,
             assigned_by=a.assigned_by,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tocsin.core.clock import Clock
 from tocsin.core.errors import Conflict, InvalidInput, NotFound
 from tocsin.core.ids import incident_ref, parse_incident_ref
+from tocsin.db.engine import advisory_lock
 from tocsin.incidents import schemas, sla
 from tocsin.incidents.channels import channel_name
 from tocsin.incidents.lifecycle import ACTIVE, MITIGATED, REOPENABLE, Status, allowed
@@ -44,7 +45,9 @@ def _check_scope(policy: Policy, data: schemas.IncidentCreate) -> None:
     services = {s.name for s in policy.services}
     for i, name in enumerate(data.services):
         if name not in services:
-            raise InvalidInput(f"unknown service {name!r}; known: {', '.join(sorted(services))}", field=f"services.{i}")
+            raise InvalidInput(
+                f"unknown service {name!r}; known: {', '.join(sorted(services))}", field=f"services.{i}"
+            )
     components = policy.component_names
     for i, name in enumerate(data.components):
         if name not in components:
@@ -73,6 +76,7 @@ async def declare(
         customer_facing = policy.severity(data.severity).rank <= 1
     day = detected.astimezone(policy.tz).date()
     prefix = f"#{policy.channels.incident_prefix}-{day.isoformat()}"
+    await advisory_lock(session, prefix)
     taken = set(await session.scalars(select(Incident.channel).where(Incident.channel.startswith(prefix))))
     incident = Incident(
         title=data.title,
@@ -113,7 +117,9 @@ async def declare(
         },
     )
     if data.commander:
-        _assign(session, incident, "commander", data.commander, actor, now, await _open_roles(session, incident))
+        _assign(
+            session, incident, "commander", data.commander, actor, now, await _open_roles(session, incident)
+        )
     return incident
 
 
@@ -155,7 +161,13 @@ def _set_status(incident: Incident, new: Status, now: datetime) -> None:
 
 
 async def change_status(
-    session: AsyncSession, clock: Clock, policy: Policy, incident: Incident, new: Status, actor: str, note: str = ""
+    session: AsyncSession,
+    clock: Clock,
+    policy: Policy,
+    incident: Incident,
+    new: Status,
+    actor: str,
+    note: str = "",
 ) -> Incident:
     """Move the incident along its lifecycle; 409 naming the allowed moves when it may not go there."""
     current = Status(incident.status)
@@ -213,7 +225,13 @@ async def reopen(
 
 
 async def change_severity(
-    session: AsyncSession, clock: Clock, policy: Policy, incident: Incident, severity: str, actor: str, reason: str
+    session: AsyncSession,
+    clock: Clock,
+    policy: Policy,
+    incident: Incident,
+    severity: str,
+    actor: str,
+    reason: str,
 ) -> Incident:
     """Re-classify; the SLA clock is recomputed from the detection time."""
     if severity not in policy.severities:
@@ -259,9 +277,7 @@ def _assign(
                 raise Conflict(f"{person} is already {role} of {incident_ref(incident.id)}", field="person")
             held.ended_at, held.ended_by, previous = now, actor, held.person
     session.add(
-        RoleAssignment(
-            incident_id=incident.id, role=role, person=person, assigned_at=now, assigned_by=actor
-        )
+        RoleAssignment(incident_id=incident.id, role=role, person=person, assigned_at=now, assigned_by=actor)
     )
     append(
         session,
@@ -283,7 +299,9 @@ async def change_role(
     else:
         held = [r for r in current if r.role == change.role and r.person == change.person]
         if not held:
-            raise Conflict(f"{change.person} is not {change.role} of {incident_ref(incident.id)}", field="person")
+            raise Conflict(
+                f"{change.person} is not {change.role} of {incident_ref(incident.id)}", field="person"
+            )
         for r in held:
             r.ended_at, r.ended_by = now, actor
         append(
@@ -318,12 +336,19 @@ async def post_update(
     return append(session, incident, EventKind.update, actor, now, {"text": text})
 
 
-async def propose_hypothesis(session: AsyncSession, clock: Clock, incident: Incident, actor: str, text: str) -> TimelineEvent:
+async def propose_hypothesis(
+    session: AsyncSession, clock: Clock, incident: Incident, actor: str, text: str
+) -> TimelineEvent:
     now = clock.now()
     _touch(incident, now)
     seq = incident.last_seq + 1
     return append(
-        session, incident, EventKind.hypothesis, actor, now, {"hypothesis": seq, "text": text, "state": "proposed"}
+        session,
+        incident,
+        EventKind.hypothesis,
+        actor,
+        now,
+        {"hypothesis": seq, "text": text, "state": "proposed"},
     )
 
 
@@ -347,7 +372,12 @@ async def settle_hypothesis(
         raise NotFound(f"no hypothesis {hypothesis} on {incident_ref(incident.id)}", field="hypothesis")
     now = clock.now()
     _touch(incident, now)
-    data = {"hypothesis": hypothesis, "text": proposed.data["text"], "state": result.state, "result": result.result}
+    data = {
+        "hypothesis": hypothesis,
+        "text": proposed.data["text"],
+        "state": result.state,
+        "result": result.result,
+    }
     return append(session, incident, EventKind.hypothesis, actor, now, data)
 
 

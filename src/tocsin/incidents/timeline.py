@@ -65,7 +65,9 @@ def append(
     return event
 
 
-async def events(session: AsyncSession, incident_id: int, after: int = 0, limit: int = 1000) -> list[TimelineEvent]:
+async def events(
+    session: AsyncSession, incident_id: int, after: int = 0, limit: int = 1000
+) -> list[TimelineEvent]:
     query = (
         select(TimelineEvent)
         .where(TimelineEvent.incident_id == incident_id, TimelineEvent.seq > after)

@@ -111,11 +111,13 @@ class Templates(PolicyModel):
     status_resolution: Annotated[str, _template_checker("status_resolution")]
     postmortem: Annotated[str, _template_checker("postmortem")]
 
-    def render(self, name: str, **variables: str) -> str:
+    def render(self, name: str, **variables: object) -> str:
         """Render template name with variables; missing variables are errors, not blanks."""
         if name not in TEMPLATE_VARIABLES:
             raise ValueError(f"unknown template {name!r}; expected one of {', '.join(TEMPLATE_VARIABLES)}")
-        environment = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
+        environment = jinja2.Environment(
+            autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+        )
         return environment.from_string(getattr(self, name)).render(**variables)
 
 

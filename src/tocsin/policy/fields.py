@@ -27,6 +27,8 @@ def custom_error(kind: str, message: str) -> PydanticCustomError:
 def to_duration(value: Any) -> timedelta:
     """Validate a duration written as text (``15m``); timedeltas pass through."""
     if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise custom_error("duration", f"{value} is negative; durations count forward")
         return value
     try:
         return parse_duration(value if isinstance(value, str) else str(value))
@@ -44,7 +46,7 @@ def _to_optional_duration(value: Any) -> timedelta | None:
 def _to_time_of_day(value: Any) -> time:
     if isinstance(value, time):
         return value
-    match = re.fullmatch(r"([01][0-9]|2[0-3]):([0-5][0-9])", value) if isinstance(value, str) else None
+    match = re.fullmatch(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", value) if isinstance(value, str) else None
     if match is None:
         raise custom_error("time_of_day", f'"{value}" is not a time of day (write "HH:MM", e.g. "09:00")')
     return time(int(match[1]), int(match[2]))

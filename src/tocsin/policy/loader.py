@@ -87,15 +87,10 @@ def load_policy(path: Path) -> Policy:
 
 def load_policy_text(text: str, filename: str) -> Policy:
     """Validate policy YAML text; filename is used in error messages only."""
-    loader = _PolicyYamlLoader(text)
     try:
-        root = loader.get_single_node()
-        issues = _duplicate_keys(root, filename) if root is not None else []
-        data = loader.construct_document(root) if root is not None else None
+        root, data, issues = _parse(text, filename)
     except yaml.YAMLError as error:
         raise PolicyError([_syntax_issue(error, text, filename)]) from None
-    finally:
-        loader.dispose()
     if root is None:
         raise PolicyError([PolicyIssue(filename, None, "", "the policy file is empty")])
     if not isinstance(data, dict):
@@ -117,6 +112,19 @@ def default_policy() -> Policy:
     """The built-in policy: the seed runbook (src/tocsin/policy/default.yaml)."""
     text = resources.files("tocsin.policy").joinpath(_DEFAULT_POLICY).read_text(encoding="utf-8")
     return load_policy_text(text, f"tocsin/policy/{_DEFAULT_POLICY}")
+
+
+def _parse(text: str, filename: str) -> tuple[yaml.Node | None, Any, list[PolicyIssue]]:
+    """Compose and construct the YAML document; also return its duplicate-key issues."""
+    loader = _PolicyYamlLoader(text)  # checks for unprintable characters, so inside the caller's try
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, None, []
+        issues = _duplicate_keys(root, filename)  # before construction flattens merge keys (<<)
+        return root, loader.construct_document(root), issues
+    finally:
+        loader.dispose()
 
 
 def _syntax_issue(error: yaml.YAMLError, text: str, filename: str) -> PolicyIssue:

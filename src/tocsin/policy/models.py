@@ -62,7 +62,7 @@ Deadline = timedelta | NextBusinessDay
 
 
 def _to_deadline(value: Any) -> Deadline:
-    if isinstance(value, timedelta | NextBusinessDay):
+    if isinstance(value, NextBusinessDay):
         return value
     if isinstance(value, str) and " ".join(value.lower().split()) == "next business day":
         return NextBusinessDay()
@@ -75,7 +75,9 @@ def _dump_deadline(value: Deadline, info: SerializationInfo) -> timedelta | str:
     return format_duration(value) if info.mode == "json" else value
 
 
-DeadlineField = Annotated[Deadline, PlainValidator(_to_deadline), PlainSerializer(_dump_deadline)]
+DeadlineField = Annotated[
+    Deadline, PlainValidator(_to_deadline, json_schema_input_type=str), PlainSerializer(_dump_deadline)
+]
 
 
 def _check_severity_key(key: str) -> str:
@@ -89,7 +91,7 @@ def _check_severity_key(key: str) -> str:
 class SeverityPolicy(PolicyModel):
     """How one severity (P0 to P9) is handled: deadlines, who is paged, escalation and update cadence."""
 
-    key: Annotated[str, PlainValidator(lambda v: _check_severity_key(str(v)))]
+    key: Annotated[str, PlainValidator(lambda v: _check_severity_key(str(v)), json_schema_input_type=str)]
     name: str = Field(min_length=1)
     definition: str = Field(min_length=1)
     examples: list[str] = []
@@ -148,12 +150,6 @@ class ChannelsPolicy(PolicyModel):
     alerts: SlackChannel
     incident_prefix: ChannelPrefix = "incident"
     alerts_email: EmailAddress | None = None
-
-    def incident_channel(self, opened_on: date, description: str = "") -> str:
-        """The Slack channel name for an incident opened on a date, e.g. ``#incident-2026-11-27-db-down``."""
-        slug = re.sub(r"[^a-z0-9]+", "-", description.lower()).strip("-")
-        name = f"#{self.incident_prefix}-{opened_on.isoformat()}" + (f"-{slug}" if slug else "")
-        return name[:81].rstrip("-")  # Slack allows 80 characters after the '#'.
 
 
 class EscalationStep(PolicyModel):
@@ -229,7 +225,7 @@ class Policy(PolicyModel):
     def _known_timezone(cls, name: str) -> str:
         try:
             ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             raise custom_error(
                 "timezone", f'"{name}" is not a time zone: use an IANA name such as "America/New_York"'
             ) from None
@@ -242,7 +238,7 @@ class Policy(PolicyModel):
         if not isinstance(value, dict):
             return value
         return {
-            key: {"key": str(key), **entry} if isinstance(entry, dict) else entry
+            str(key): {"key": str(key), **entry} if isinstance(entry, dict) else entry
             for key, entry in value.items()
         }
 
