@@ -8,12 +8,13 @@ from tocsin.auth import schemas, service
 from tocsin.auth.deps import require
 from tocsin.auth.roles import Role
 from tocsin.auth.service import Principal
+from tocsin.core.http_errors import API_ERRORS, responses
 from tocsin.runtime import Runtime, runtime
 
-router = APIRouter(prefix="/api/v1", tags=["auth"])
+router = APIRouter(prefix="/api/v1", tags=["auth"], responses=API_ERRORS)
 
 
-@router.get("/me", response_model=schemas.UserOut)
+@router.get("/me", response_model=schemas.UserOut, responses=responses(404))
 async def me(principal: Principal = Depends(require(Role.viewer)), rt: Runtime = Depends(runtime)) -> object:
     async with rt.db.session() as session:
         return await service.get_user(session, principal.name)
@@ -25,7 +26,7 @@ async def list_users(_: Principal = Depends(require(Role.admin)), rt: Runtime = 
         return await service.list_users(session)
 
 
-@router.post("/users", response_model=schemas.UserOut, status_code=201)
+@router.post("/users", response_model=schemas.UserOut, status_code=201, responses=responses(409))
 async def create_user(
     body: schemas.UserCreate, _: Principal = Depends(require(Role.admin)), rt: Runtime = Depends(runtime)
 ) -> object:
@@ -41,7 +42,7 @@ async def create_user(
         )
 
 
-@router.post("/tokens", response_model=schemas.TokenOut, status_code=201)
+@router.post("/tokens", response_model=schemas.TokenOut, status_code=201, responses=responses(404))
 async def create_token(
     body: schemas.TokenCreate,
     principal: Principal = Depends(require(Role.viewer)),

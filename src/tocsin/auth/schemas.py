@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 RoleName = Literal["viewer", "responder", "commander", "admin"]
-Name = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="login name: lowercase letters, digits, . _ -")
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+Name = Field(pattern=NAME_PATTERN, description="login name: lowercase letters, digits, . _ -")
+
+# PostgreSQL text cannot hold NUL, and no label needs a control character.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _one_line(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Label = Annotated[str, AfterValidator(_one_line)]
+Email = Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"), AfterValidator(_one_line)]
 
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Name
-    display_name: str = Field(default="", max_length=200)
-    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    display_name: Label = Field(default="", max_length=200)
+    email: Email | None = None
     role: RoleName = "responder"
     password: str | None = Field(default=None, min_length=8, max_length=1024)
 
@@ -35,8 +50,8 @@ class UserOut(BaseModel):
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(default="cli", min_length=1, max_length=100)
-    user: str | None = Field(default=None, description="another user's name (admins only)")
+    name: Label = Field(default="cli", min_length=1, max_length=100)
+    user: str | None = Field(default=None, pattern=NAME_PATTERN, description="another user's name (admins only)")
 
 
 class TokenOut(BaseModel):

@@ -18,10 +18,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 API_ERROR = 1
 USAGE_ERROR = 2
 CONNECTION_ERROR = 3
-EXIT_CODES = (
-    "Exit codes: 0 done; 1 the API said no (refused token, not allowed, not found, conflict, invalid); "
-    "2 usage error; 3 cannot reach Tocsin."
-)
+EXIT_CODES = "Exit codes: 0 done, 1 API error (refused, not found, conflict, invalid), 2 usage error, 3 cannot reach Tocsin."
 
 _CONNECTION = "Connection"
 # Read by Typer when a command runs, never at import time.
@@ -88,7 +85,7 @@ def _connection_problem(url: str, exc: httpx.TransportError) -> str:
     elif re.search(r"refused", text, re.IGNORECASE):
         reason = "connection refused"
     elif re.search(r"name or service|nodename|getaddrinfo|name resolution", text, re.IGNORECASE):
-        reason = "unknown host"
+        return f"cannot reach Tocsin at {url}: unknown host; check TOCSIN_URL or --url"
     else:
         reason = text or type(exc).__name__
     return f"cannot reach Tocsin at {url}: {reason}; is it running? (TOCSIN_URL)"
@@ -103,15 +100,12 @@ class Api:
             fail(f"{url!r} is not an http(s) URL (TOCSIN_URL or --url)", USAGE_ERROR)
         if not token:
             fail("no API token; set TOCSIN_TOKEN or pass --token (tocsin token create)", USAGE_ERROR)
-        self._client = httpx.Client(
-            base_url=self.url,
-            timeout=timeout,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                "User-Agent": f"tocsin-cli/{__version__}",
-            },
-        )
+        self._timeout = timeout
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "User-Agent": f"tocsin-cli/{__version__}",
+        }
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self._send("GET", path, params=params)
@@ -121,7 +115,7 @@ class Api:
 
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            with self._client as client:
+            with httpx.Client(base_url=self.url, timeout=self._timeout, headers=self._headers) as client:
                 response = client.request(method, path, **kwargs)
         except httpx.InvalidURL as exc:
             fail(f"{self.url!r} is not a usable URL: {exc}", USAGE_ERROR)
@@ -140,9 +134,14 @@ def connect(url: str, token: str | None) -> Api:
     return Api(url, token)
 
 
-def incident_path(ref: str) -> str:
-    """`/api/v1/incidents/INC-42` from `INC-42`, `inc-42` or `42`; a usage error otherwise."""
+def incident_ref(ref: str) -> str:
+    """`INC-42` from `INC-42`, `inc-42` or `42`; a usage error otherwise."""
     match = re.fullmatch(r"(?:inc-)?(\d{1,11})", ref.strip(), re.IGNORECASE)
     if match is None:
         fail(f"{ref!r} is not an incident id (INC-42 or 42)", USAGE_ERROR)
-    return f"/api/v1/incidents/INC-{int(match.group(1))}"
+    return f"INC-{int(match.group(1))}"
+
+
+def incident_path(ref: str) -> str:
+    """`/api/v1/incidents/INC-42`, from any spelling `incident_ref` accepts."""
+    return f"/api/v1/incidents/{incident_ref(ref)}"

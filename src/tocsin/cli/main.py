@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tocsin.cli import client_incidents, server
+from tocsin.cli import client_auth, client_incidents, server
 
 app = typer.Typer(
     name="tocsin",
@@ -14,3 +14,4 @@ app = typer.Typer(
 )
 server.register(app)
 app.add_typer(client_incidents.app, name="incident")
+client_auth.register(app)

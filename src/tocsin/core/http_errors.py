@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import exc as db_errors
 from starlette.exceptions import HTTPException
 
 from tocsin.core.errors import TocsinError
@@ -16,6 +18,55 @@ from tocsin.core.errors import TocsinError
 log = logging.getLogger("tocsin")
 
 _LOCATIONS = ("body", "query", "path", "header", "cookie")
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+_FASTAPI_PARSE_FAILURE = "There was an error parsing the body"
+_NOT_AN_OBJECT = ("model_attributes_type", "dict_type", "model_type")
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong; some errors add fields (409: `current`, `allowed`; 422: `errors`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(examples=["invalid"])
+    message: str
+    field: str | None = Field(description="the offending field, dotted (`components.0`); null for the whole request")
+
+
+class ErrorBody(BaseModel):
+    """The body of every 4xx and 5xx answer of the JSON API."""
+
+    error: ErrorDetail
+
+
+_DESCRIPTIONS = {
+    400: "malformed JSON or an unreadable body",
+    401: "no, or an invalid, API token",
+    403: "the token's role is too low",
+    404: "no such resource",
+    409: "not allowed in the resource's current state",
+    413: "the body is too large",
+    415: "the body is not JSON (send Content-Type: application/json)",
+    422: "invalid input; `field` names the offending field",
+    503: "the database cannot be reached",
+}
+
+
+def responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting these error statuses with the ErrorBody model."""
+    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in status_codes}
+
+
+# What any authenticated JSON route may answer besides its success.
+API_ERRORS = responses(400, 401, 403, 413, 415, 422, 503)
 
 
 def field_name(loc: Sequence[Any]) -> str | None:
@@ -35,24 +86,68 @@ async def _tocsin_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.status_code)
 
 
+def _whole_body_message(error: dict[str, Any]) -> str | None:
+    """A clearer message for errors about the body as a whole (not one field)."""
+    if tuple(error.get("loc", ())) != ("body",):
+        return None
+    if error.get("type") == "missing":
+        return "a JSON object body is required"
+    if error.get("type") in _NOT_AN_OBJECT:
+        return "the body must be a JSON object"
+    return None
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         return JSONResponse(error_body("malformed_json", "the body is not valid JSON", None), status_code=400)
-    details = [{"field": field_name(e.get("loc", ())), "message": str(e.get("msg", "invalid"))} for e in errors]
+    if any(tuple(e.get("loc", ())) == ("body",) and isinstance(e.get("input"), bytes) for e in errors):
+        # FastAPI only parses JSON bodies; any other content type reaches validation as raw bytes.
+        message = f"send JSON with Content-Type: application/json, not {request.headers.get('content-type', 'none')}"
+        return JSONResponse(error_body("unsupported_media_type", message, None), status_code=415)
+    details = [
+        {"field": field_name(e.get("loc", ())), "message": _whole_body_message(e) or str(e.get("msg", "invalid"))}
+        for e in errors
+    ]
     first = details[0] if details else {"field": None, "message": "invalid request"}
     message = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
+    if errors and all(e.get("loc", ("",))[0] == "path" for e in errors):
+        # A URL whose parameters cannot name anything names nothing: not found, like an unknown id.
+        return JSONResponse(error_body("not_found", message, first["field"]), status_code=404)
     return JSONResponse(error_body("invalid", message, first["field"], errors=details), status_code=422)
+
+
+def _unparsable_body(exc: HTTPException) -> str | None:
+    """Why FastAPI could not parse a body (it answers a bare 400 and keeps the cause)."""
+    cause = exc.__cause__
+    if exc.status_code != 400 or cause is None or exc.detail != _FASTAPI_PARSE_FAILURE:
+        return None
+    if isinstance(cause, RecursionError):
+        return "the body is not valid JSON: nested too deeply"
+    if isinstance(cause, UnicodeError):
+        return "the body is not valid JSON: not UTF-8"
+    return "the body could not be read as JSON"
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
-        exc.status_code, f"http_{exc.status_code}"
-    )
+    unparsable = _unparsable_body(exc)
+    if unparsable:
+        return JSONResponse(error_body("malformed_json", unparsable, None), status_code=400)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     return JSONResponse(
         error_body(code, str(exc.detail), None), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+    )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Unreachable, locked or overloaded: the request may succeed later, so 503 rather than a bare 500.
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        error_body("unavailable", "the database cannot be reached; try again", None),
+        status_code=503,
+        headers={"Retry-After": "5"},
     )
 
 
@@ -65,4 +160,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(TocsinError, _tocsin_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(db_errors.OperationalError, _database_unavailable)
+    app.add_exception_handler(db_errors.TimeoutError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

@@ -6,12 +6,13 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimitMiddleware:
-    """Answers 413 for bodies over `max_bytes`, whether announced by Content-Length or streamed."""
+    """Answers 413 for bodies over `max_bytes`, whether announced by Content-Length or streamed.
+
+    The body is read (at most `max_bytes` of it) before the app runs and replayed to it: a limit
+    checked while the app reads would surface inside FastAPI's body parsing, which turns any
+    error there into a generic 400.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -23,37 +24,44 @@ class BodyLimitMiddleware:
             return
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    await self._reject(send)
+                if not value.isdigit():
+                    await self._reject(send, 400, "bad_request", "the Content-Length header is not a number")
                     return
+                if int(value) > self.max_bytes:
+                    await self._too_large(send)
+                    return
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def limited() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge
-            return message
+            if message["type"] != "http.request":
+                # The client went away before sending its body: nothing to answer.
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                await self._too_large(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
 
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-        try:
-            await self.app(scope, limited, tracking)
-        except BodyTooLarge:
-            if not started:
-                await self._reject(send)
+        await self.app(scope, replay, send)
 
-    async def _reject(self, send: Send) -> None:
-        body = orjson.dumps(
-            {"error": {"code": "too_large", "message": f"body over {self.max_bytes} bytes", "field": None}}
-        )
+    async def _too_large(self, send: Send) -> None:
+        await self._reject(send, 413, "too_large", f"the body is over the limit of {self.max_bytes} bytes")
+
+    async def _reject(self, send: Send, status: int, code: str, message: str) -> None:
+        body = orjson.dumps({"error": {"code": code, "message": message, "field": None}})
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

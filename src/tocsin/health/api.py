@@ -11,20 +11,35 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tocsin.auth.deps import principal_from_request, require
 from tocsin.auth.roles import Role
 from tocsin.auth.service import Principal
+from tocsin.core.http_errors import ErrorBody, responses
 from tocsin.health import service
+from tocsin.health.schemas import HealthOut, MonitoringOut
 from tocsin.runtime import Runtime, runtime
 
 router = APIRouter(tags=["health"])
 
+_UNHEALTHY = "the database cannot be reached; the body says why"
 
-@router.get("/api/health", responses={503: {"description": "the database cannot be reached"}})
+
+@router.get(
+    "/api/health",
+    responses={200: {"model": HealthOut}, 503: {"model": HealthOut, "description": _UNHEALTHY}},
+)
 async def health(rt: Annotated[Runtime, Depends(runtime)]) -> JSONResponse:
     """200 with `status: ok` when Tocsin and its database work; 503 with the reason when not."""
     body = await service.health(rt.db)
     return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
 
-@router.get("/api/monitoring", responses={401: {"description": "metrics and errors need a token"}})
+@router.get(
+    "/api/monitoring",
+    responses={
+        200: {"model": MonitoringOut},
+        401: {"model": ErrorBody, "description": "metrics and errors need a token"},
+        **responses(403, 422),
+        503: {"model": MonitoringOut | ErrorBody, "description": _UNHEALTHY},
+    },
+)
 async def monitoring(
     request: Request,
     rt: Annotated[Runtime, Depends(runtime)],
@@ -52,7 +67,14 @@ async def monitoring(
     return JSONResponse(body)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+        **responses(401, 403, 503),
+    },
+)
 async def metrics(
     _: Annotated[Principal, Depends(require(Role.viewer))], rt: Annotated[Runtime, Depends(runtime)]
 ) -> Response:

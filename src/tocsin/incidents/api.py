@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +14,7 @@ from tocsin.auth.deps import require
 from tocsin.auth.roles import Role
 from tocsin.auth.service import Principal
 from tocsin.core.errors import Conflict
+from tocsin.core.http_errors import API_ERRORS, responses
 from tocsin.core.ids import incident_ref
 from tocsin.incidents import present, schemas, service, timeline
 from tocsin.incidents.lifecycle import Status
@@ -21,19 +22,22 @@ from tocsin.incidents.models import Incident
 from tocsin.incidents.timeline import EventKind
 from tocsin.runtime import Runtime, runtime
 
-router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"], responses=API_ERRORS)
 
 Viewer = Annotated[Principal, Depends(require(Role.viewer))]
 Responder = Annotated[Principal, Depends(require(Role.responder))]
 Commander = Annotated[Principal, Depends(require(Role.commander))]
 Rt = Annotated[Runtime, Depends(runtime)]
-Ref = Annotated[str, "INC-42 or 42"]
+# Ids are 32-bit columns (PostgreSQL rejects larger parameters with an error): nine digits always fit.
+# The pattern also keeps from parse_incident_ref what it cannot read ("INC-²": isdigit() but not int()).
+Ref = Annotated[
+    str, Path(pattern=r"^(?:[Ii][Nn][Cc]-)?[0-9]{1,9}$", description="INC-42 or 42", examples=["INC-42"])
+]
+INT32_MAX = 2**31 - 1
+HypothesisId = Annotated[int, Path(ge=1, le=INT32_MAX, description="the seq of the event that proposed it")]
 
 DECLARE_ATTEMPTS = 5
-ERRORS: dict[int | str, dict[str, object]] = {
-    404: {"description": "no such incident"},
-    409: {"description": "not allowed in the incident's current status"},
-}
+ERRORS = responses(404, 409)
 
 
 async def _out(session: AsyncSession, rt: Runtime, incident: Incident) -> schemas.IncidentOut:
@@ -68,7 +72,7 @@ async def _event(
 
 
 @router.post(
-    "", response_model=schemas.IncidentOut, status_code=201, responses={422: {"description": "invalid"}}
+    "", response_model=schemas.IncidentOut, status_code=201, responses=responses(409)
 )
 async def declare(body: schemas.IncidentCreate, who: Responder, rt: Rt) -> schemas.IncidentOut:
     """Declare an incident; its SLA clock starts at `detected_at` (default now)."""
@@ -91,7 +95,7 @@ async def list_incidents(
     _: Viewer,
     rt: Rt,
     status: Annotated[list[Status] | None, Query()] = None,
-    severity: Annotated[list[str] | None, Query(max_length=10)] = None,
+    severity: Annotated[list[schemas.SeverityKey] | None, Query(max_length=10)] = None,
     open: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
@@ -226,7 +230,7 @@ async def propose(ref: Ref, body: schemas.HypothesisCreate, who: Responder, rt: 
     "/{ref}/hypotheses/{hypothesis}", response_model=schemas.EventOut, status_code=201, responses=ERRORS
 )
 async def settle(
-    ref: Ref, hypothesis: Annotated[int, "id"], body: schemas.HypothesisResult, who: Responder, rt: Rt
+    ref: Ref, hypothesis: HypothesisId, body: schemas.HypothesisResult, who: Responder, rt: Rt
 ) -> schemas.EventOut:
     """Record a hypothesis as confirmed or refuted, with the result that showed it."""
     async with _changing(rt, ref) as (session, incident):
@@ -239,7 +243,7 @@ async def get_timeline(
     ref: Ref,
     _: Viewer,
     rt: Rt,
-    after: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    after: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> list[schemas.EventOut]:
     """Timeline events after sequence number `after`, oldest first."""

@@ -10,8 +10,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tocsin.incidents.lifecycle import Status
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 control characters (text keeps tab and newlines; one-line fields also refuse line separators).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _no_control(value: str) -> str:
@@ -50,7 +51,9 @@ class IncidentCreate(Strict):
     services: list[Slug] = Field(default_factory=list, max_length=50)
     components: list[Slug] = Field(default_factory=list, max_length=50)
     customer_facing: bool | None = Field(
-        default=None, description="default: true for the two most severe levels (P0, P1), else false"
+        default=None,
+        strict=True,  # "false" or 0 for a flag is a client bug to report, not to guess at
+        description="default: true for the two most severe levels (P0, P1), else false",
     )
     source: Source = "manual"
     detected_at: datetime | None = Field(default=None, description="when the trouble began; default now")
@@ -101,7 +104,7 @@ class HypothesisResult(Strict):
 class CommandRun(Strict):
     command: Annotated[str, Field(min_length=1, max_length=10_000), AfterValidator(_no_control)]
     output: LongText = ""
-    exit_code: int | None = Field(default=None, ge=-255, le=255)
+    exit_code: int | None = Field(default=None, ge=-255, le=255, strict=True)  # not true/false or "1"
 
 
 class Assignment(Strict):

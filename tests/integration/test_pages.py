@@ -1,0 +1,374 @@
+"""The web console through HTTP, on SQLite and PostgreSQL, with a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tocsin.app import build_runtime, create_app
+from tocsin.auth.deps import SESSION_COOKIE
+from tocsin.auth.roles import Role
+from tocsin.config import Settings
+from tocsin.runtime import Runtime
+from tocsin.testing import FakeClock, bearer, user_with_token
+
+PASSWORD = "correct horse battery"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+ALERT = re.compile(r'role="alert">(.*?)</div>', re.S)
+
+
+@dataclass
+class Browser:
+    """A signed-in console user: an HTTP client holding the session cookie, and the CSRF token."""
+
+    client: httpx.AsyncClient
+    csrf: str
+    token: str
+
+    async def post(
+        self, path: str, data: dict[str, Any] | None = None, csrf: str | None = None
+    ) -> httpx.Response:
+        return await self.client.post(
+            path, data={**(data or {}), "csrf_token": self.csrf if csrf is None else csrf}
+        )
+
+    async def page(self, path: str) -> str:
+        r = await self.client.get(path)
+        assert r.status_code == 200, r.text
+        return r.text
+
+
+def client_for(app: FastAPI, scheme: str = "http") -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"{scheme}://tocsin.test")
+
+
+async def login(client: httpx.AsyncClient, name: str, password: str, next_path: str = "/") -> httpx.Response:
+    form = await client.get("/login", params={"next": next_path})
+    match = CSRF.search(form.text)
+    assert match, form.text
+    return await client.post(
+        "/login", data={"name": name, "password": password, "csrf_token": match[1], "next": next_path}
+    )
+
+
+@pytest.fixture
+def app(rt: Runtime) -> FastAPI:
+    return create_app(runtime=rt)
+
+
+@pytest.fixture
+async def sign_in(
+    app: FastAPI, rt: Runtime, clock: FakeClock
+) -> AsyncIterator[Callable[[Role], Awaitable[Browser]]]:
+    clients: list[httpx.AsyncClient] = []
+
+    async def open_as(role: Role) -> Browser:
+        name = f"{role.name}-web"
+        token = await user_with_token(rt.db, clock, name, role, password=PASSWORD)
+        client = client_for(app)
+        clients.append(client)
+        assert (await login(client, name, PASSWORD)).status_code == 303
+        match = CSRF.search((await client.get("/")).text)
+        assert match
+        return Browser(client, match[1], token)
+
+    yield open_as
+    for client in clients:
+        await client.aclose()
+
+
+async def declare(b: Browser, **fields: Any) -> str:
+    r = await b.post("/incidents", {"title": "Sign-in emails not arriving", "severity": "P1", **fields})
+    assert r.status_code == 303, r.text
+    return str(r.headers["location"])
+
+
+async def test_login_sets_a_strict_session_cookie(app: FastAPI, rt: Runtime, clock: FakeClock) -> None:
+    await user_with_token(rt.db, clock, "ada", Role.responder, password=PASSWORD)
+    async with client_for(app) as c:
+        r = await login(c, "ada", "wrong password")
+        assert r.status_code == 401 and "Wrong name or password" in r.text
+        assert SESSION_COOKIE not in c.cookies
+        r = await login(c, "nobody", PASSWORD)
+        assert r.status_code == 401
+        r = await login(c, "ada", PASSWORD, next_path="/incidents/INC-7")
+        assert r.status_code == 303 and r.headers["location"] == "/incidents/INC-7"
+        cookie = r.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+        page = await c.get("/")
+        assert page.status_code == 200 and "ada" in page.text and "Declare incident" in page.text
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        assert (await c.get("/login")).status_code == 303  # already signed in
+    async with client_for(app) as c:
+        r = await login(c, "ada", PASSWORD, next_path="//evil.example/")
+        assert r.headers["location"] == "/"
+
+
+async def test_cookie_is_secure_when_configured(rt: Runtime, clock: FakeClock) -> None:
+    secure = build_runtime(Settings(database_url=rt.db.url, cookie_secure=True), clock=clock, db=rt.db)
+    await user_with_token(rt.db, clock, "ada", Role.responder, password=PASSWORD)
+    async with client_for(create_app(runtime=secure), "https") as c:
+        r = await login(c, "ada", PASSWORD)
+        assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+
+
+async def test_pages_redirect_to_login_without_a_session(client: httpx.AsyncClient) -> None:
+    r = await client.get("/")
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    r = await client.get("/incidents/INC-1")
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=/incidents/INC-1"
+    for path in ("/incidents", "/incidents/INC-1/notes", "/logout"):
+        r = await client.post(path, data={"text": "x"})
+        assert r.status_code == 303 and r.headers["location"] == "/login", path
+    client.cookies.set(SESSION_COOKIE, "not-a-session")
+    assert (await client.get("/incidents/INC-1/events")).status_code == 303
+
+
+async def test_logout_ends_the_session(sign_in: Callable[[Role], Awaitable[Browser]]) -> None:
+    b = await sign_in(Role.viewer)
+    assert (await b.post("/logout", csrf="wrong")).status_code == 403
+    r = await b.post("/logout")
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    assert (await b.client.get("/")).status_code == 303
+
+
+async def test_forms_without_the_session_csrf_token_are_refused(
+    sign_in: Callable[[Role], Awaitable[Browser]], app: FastAPI
+) -> None:
+    b = await sign_in(Role.commander)
+    await declare(b)
+    for csrf in ("", "forged"):
+        r = await b.post("/incidents/INC-1/notes", {"text": "sneaky"}, csrf=csrf)
+        assert r.status_code == 403 and "security token" in r.text
+        r = await b.post("/incidents", {"title": "sneaky", "severity": "P3"}, csrf=csrf)
+        assert r.status_code == 403
+    assert "sneaky" not in await b.page("/incidents/INC-1")
+    async with client_for(app) as c:  # the login form has its own token, bound to a cookie
+        r = await c.post("/login", data={"name": "commander-web", "password": PASSWORD, "csrf_token": "x"})
+        assert r.status_code == 403 and SESSION_COOKIE not in c.cookies
+
+
+async def test_viewer_reads_but_cannot_act(sign_in: Callable[[Role], Awaitable[Browser]]) -> None:
+    commander, v, responder = [await sign_in(r) for r in (Role.commander, Role.viewer, Role.responder)]
+    await declare(commander)
+    page = await v.page("/incidents/INC-1")
+    assert "Sign-in emails not arriving" in page and "read-only access" in page
+    assert 'action="/incidents/INC-1/' not in page and "Declare incident" not in await v.page("/")
+    for path, data in [
+        ("/incidents/INC-1/notes", {"text": "viewer was here"}),
+        ("/incidents/INC-1/acknowledge", {}),
+    ]:
+        r = await v.post(path, data)
+        assert r.status_code == 403 and "responder role" in r.text
+    assert (await v.post("/incidents", {"title": "x", "severity": "P3"})).status_code == 403
+    for path, data in [
+        ("/incidents/INC-1/roles", {"role": "scribe", "person": "ada", "action": "assign"}),
+        ("/incidents/INC-1/close", {}),
+        ("/incidents/INC-1/reopen", {"reason": "x"}),
+    ]:
+        r = await responder.post(path, data)
+        assert r.status_code == 403 and "commander role" in r.text, path
+    assert 'action="/incidents/INC-1/roles"' not in await responder.page("/incidents/INC-1")
+    page = await v.page("/incidents/INC-1")
+    assert "viewer was here" not in page and 'id="event-2"' not in page
+
+
+async def test_hostile_text_is_escaped(sign_in: Callable[[Role], Awaitable[Browser]]) -> None:
+    b = await sign_in(Role.responder)
+    await declare(b, title="<script>alert(1)</script>", description='<img src=x onerror="alert(2)">')
+    await b.post(
+        "/incidents/INC-1/commands", {"command": "echo '</pre><script>alert(3)</script>'", "output": "<b>"}
+    )
+    for path in ("/", "/incidents/INC-1"):
+        page = await b.page(path)
+        assert "<script>alert" not in page and "<img src=x" not in page and "<b>" not in page
+    page = await b.page("/incidents/INC-1")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;/pre&gt;&lt;script&gt;alert(3)" in page
+
+
+async def test_every_form_lands_on_the_timeline(
+    sign_in: Callable[[Role], Awaitable[Browser]], clock: FakeClock
+) -> None:
+    b = await sign_in(Role.commander)
+    assert await declare(b, components=["api", "database"], customer_facing="false") == "/incidents/INC-1"
+    steps: list[tuple[str, dict[str, Any], str]] = [
+        ("acknowledge", {"note": "on it"}, "on it"),
+        ("notes", {"text": "503s on /api/posts"}, "503s on /api/posts"),
+        ("hypotheses", {"text": "the 14:02 deploy"}, "Hypothesis #4"),
+        ("hypotheses/4", {"state": "refuted", "result": "deploy was fine"}, "deploy was fine"),
+        (
+            "commands",
+            {"command": "railway status", "output": "degraded\nretrying", "exit_code": "3"},
+            "exit 3",
+        ),
+        ("assignments", {"person": "linus", "task": "watch error rate"}, "watch error rate"),
+        ("actions", {"text": "restarted the pool"}, "restarted the pool"),
+        ("updates", {"text": "mitigating, next update 30m"}, "Management update"),
+        ("severity", {"severity": "P0", "reason": "all users affected"}, "all users affected"),
+        (
+            "roles",
+            {"role": "scribe", "person": "grace", "action": "assign"},
+            "<strong>grace</strong> is now scribe",
+        ),
+        ("roles", {"role": "scribe", "person": "grace", "action": "unassign"}, "is no longer scribe"),
+        ("status", {"status": "mitigated", "note": "pool restarted"}, "pool restarted"),
+        ("resolve", {"summary": "stable for 15 minutes"}, "stable for 15 minutes"),
+        ("close", {}, 'status-closed">Closed'),
+        ("reopen", {"reason": "errors are back"}, "Reopened"),
+    ]
+    for seq, (action, data, expected) in enumerate(steps, start=2):
+        clock.advance(minutes=1)
+        r = await b.post(f"/incidents/INC-1/{action}", data)
+        assert r.status_code == 303, (action, ALERT.findall(r.text))
+        assert r.headers["location"] == f"/incidents/INC-1#event-{seq}"
+        page = await b.page("/incidents/INC-1")
+        event = page.split(f'id="event-{seq}"')[1].split("</li>")[0]
+        assert expected in event, (action, event)
+    assert (
+        '<pre class="output" tabindex="0" aria-label="output"><code>degraded\nretrying</code></pre>' in page
+    )
+    assert "P0" in page.split('id="incident-summary"')[1].split("</header>")[0]
+
+
+async def test_errors_show_as_readable_pages(sign_in: Callable[[Role], Awaitable[Browser]]) -> None:
+    b = await sign_in(Role.commander)
+    await declare(b)
+    r = await b.post("/incidents/INC-1/status", {"status": "closed"})
+    assert r.status_code == 409 and r.headers["content-type"].startswith("text/html")
+    assert "cannot move INC-1 from triggered to closed" in ALERT.findall(r.text)[0]
+    r = await b.post("/incidents/INC-1/severity", {"severity": "P0"})
+    assert r.status_code == 422 and "Reason is required." in r.text
+    r = await b.post("/incidents/INC-1/assignments", {"person": "<bad>", "task": "keep this text"})
+    assert r.status_code == 422 and "Person has characters that are not allowed" in r.text
+    assert ">keep this text</textarea>" in r.text  # the form is filled in again
+    r = await b.post("/incidents/INC-1/commands", {"command": "x", "exit_code": "zero"})
+    assert r.status_code == 422 and "Exit code must be a whole number." in r.text
+    r = await b.post("/incidents/INC-1/hypotheses/99", {"state": "confirmed"})
+    assert r.status_code == 404 and "no hypothesis 99" in r.text
+    for path in ("/incidents/INC-42", "/incidents/INC-²", "/incidents/nope"):
+        r = await b.client.get(path)
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html"), path
+    assert (await b.post("/incidents/INC-1/explode")).status_code == 404
+    r = await b.post("/incidents", {"title": "Half a form", "severity": ""})
+    assert r.status_code == 422 and "Severity is required." in r.text
+    assert 'value="Half a form"' in r.text and '<details class="card declare" id="declare" open>' in r.text
+
+
+async def test_dashboard_orders_by_urgency_with_countdowns(
+    sign_in: Callable[[Role], Awaitable[Browser]], clock: FakeClock
+) -> None:
+    b = await sign_in(Role.responder)
+    await declare(b, severity="P2", title="Slow API")  # INC-1
+    await declare(b, severity="P1", title="Older P1")  # INC-2
+    clock.advance(minutes=10)
+    await declare(b, severity="P1", title="Newer P1")  # INC-3
+    await declare(b, severity="P0", title="Everything down")  # INC-4
+    await declare(b, severity="P3", title="Typo")  # INC-5
+    await b.post("/incidents/INC-5/resolve", {})
+    clock.advance(minutes=12)  # INC-4's 15 minute response deadline has 3 minutes left
+    page = await b.page("/")
+    table = page.split("<tbody>")[1].split("</tbody>")[0]
+    assert re.findall(r'<span class="ref">(INC-\d+)</span>', table) == ["INC-4", "INC-2", "INC-3", "INC-1"]
+    rows = table.split("</tr>")
+    assert '<span class="cd cd-warn" data-deadline="2026-11-26T15:25:00+00:00"' in rows[0]
+    assert "⚠ 3m 00s left" in rows[0] and "10:25 EST" in rows[0]
+    assert "cd-ok" in rows[1] and "8m 00s left" in rows[1]  # 30 min to respond, 22 gone
+    assert "Recently resolved" in page and "INC-5" in page.split("Recently resolved")[1]
+    clock.advance(minutes=5)
+    assert "✕ overdue 2m 00s" in (await b.page("/")).split("</tr>")[1]
+
+
+async def test_incident_page_shows_deadlines_in_the_policy_time_zone(
+    sign_in: Callable[[Role], Awaitable[Browser]], clock: FakeClock
+) -> None:
+    b = await sign_in(Role.responder)
+    await declare(b, severity="P0", title="Down")
+    clock.advance(minutes=20)
+    await b.post("/incidents/INC-1/acknowledge")
+    page = await b.page("/incidents/INC-1")
+    sla = page.split('id="sla-heading"')[1].split("</section>")[0]
+    assert "America/New_York" in sla
+    assert 'due <time datetime="2026-11-26T15:15:00+00:00">2026-11-26 10:15 EST</time>' in sla
+    assert "✕ missed by 5m 00s" in sla and "Breached" in sla
+    assert "Acknowledged in 20m 00s" in sla
+
+
+class Stream:
+    """Drives the ASGI app by hand to read part of an endless event stream, then disconnects."""
+
+    def __init__(self, app: FastAPI, path: str, query: str, headers: list[tuple[bytes, bytes]]) -> None:
+        self.chunks: asyncio.Queue[bytes] = asyncio.Queue()
+        self.gone = asyncio.Event()
+        self.started: dict[str, Any] = {}
+        self.text = ""
+        self._asked = False
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+            "headers": [(b"host", b"tocsin.test"), *headers], "client": ("127.0.0.1", 5000),
+            "server": ("tocsin.test", 80),
+        }  # fmt: skip
+        self.task = asyncio.create_task(app(scope, self._receive, self._send))
+
+    async def _receive(self) -> dict[str, Any]:
+        if not self._asked:
+            self._asked = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.started = message
+        elif message["type"] == "http.response.body":
+            await self.chunks.put(message.get("body", b""))
+
+    async def until(self, text: str) -> str:
+        async with asyncio.timeout(5):
+            while text not in self.text:
+                self.text += (await self.chunks.get()).decode()
+        return self.text
+
+    async def close(self) -> None:
+        self.gone.set()
+        await asyncio.wait_for(self.task, 5)
+
+
+async def test_event_stream_sends_existing_then_live_events(
+    sign_in: Callable[[Role], Awaitable[Browser]], app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    b = await sign_in(Role.responder)
+    await declare(b, title="Stream me")
+    await b.post("/incidents/INC-1/notes", {"text": "first <note>"})
+    cookie = [(b"cookie", f"{SESSION_COOKIE}={b.client.cookies[SESSION_COOKIE]}".encode())]
+    stream = Stream(app, "/incidents/INC-1/events", "after=0", cookie)
+    try:
+        text = await stream.until("first &lt;note&gt;")
+        assert stream.started["status"] == 200
+        assert (b"content-type", b"text/event-stream; charset=utf-8") in stream.started["headers"]
+        assert text.startswith("retry: ") and "event: timeline\nid: 1\ndata: " in text and "id: 2\n" in text
+        r = await client.post(
+            "/api/v1/incidents/INC-1/notes", json={"text": "live\r\nfrom the API"}, headers=bearer(b.token)
+        )
+        assert r.status_code == 201
+        text = await stream.until("from the API")
+        assert "id: 3\n" in text and "live\ndata: from the API</p>" in text
+        r = await client.post("/api/v1/incidents/INC-1/acknowledge", json={}, headers=bearer(b.token))
+        text = await stream.until(
+            'event: summary\ndata: <div class="summary" id="incident-summary" data-status="acknowledged">'
+        )
+    finally:
+        await stream.close()
+    resumed = Stream(app, "/incidents/INC-1/events", "after=0", [*cookie, (b"last-event-id", b"3")])
+    try:
+        text = await resumed.until("id: 4\n")
+        assert "id: 1\n" not in text and "id: 3\n" not in text
+    finally:
+        await resumed.close()
