@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from tocsin.alerts.keys import KeyRing
+from tocsin.alerts.pipeline import Ingestor
 from tocsin.config import Settings
 from tocsin.core.bus import Bus
 from tocsin.core.clock import Clock
@@ -22,6 +24,12 @@ class Runtime:
     policy: Policy
     bus: Bus = field(default_factory=Bus)
     metrics: Metrics = field(default_factory=Metrics)
+    ingestor: Ingestor = field(init=False)
+    keys: KeyRing = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ingestor = Ingestor(self.db, self.clock, self.policy, self.bus)
+        self.keys = KeyRing(self.db)
 
 
 def runtime(request: Request) -> Runtime:

@@ -102,7 +102,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def api(server: Server, method: str, path: str, body: dict[str, object] | None = None) -> httpx.Response:
-    r = httpx.request(method, f"{server.url}/api/v1{path}", json=body, headers=bearer(server.token), timeout=10)
+    r = httpx.request(
+        method, f"{server.url}/api/v1{path}", json=body, headers=bearer(server.token), timeout=10
+    )
     assert r.status_code < 300, r.text
     return r
 
@@ -138,7 +140,9 @@ def test_declare_acknowledge_investigate_resolve(server: Server) -> None:
             page.locator("#declare > summary").click()
             page.get_by_label("Title").fill("Magic-link sign-in emails not arriving")
             page.get_by_label("Severity", exact=True).select_option("P1")
-            page.get_by_label("Description").fill("Users report no sign-in email since 14:05; SendGrid shows 4xx.")
+            page.get_by_label("Description").fill(
+                "Users report no sign-in email since 14:05; SendGrid shows 4xx."
+            )
             page.get_by_label("Authentication").check()
             page.get_by_label("Email").check()
             page.locator("form.declare-form").get_by_role("button", name="Declare incident").click()
@@ -157,7 +161,9 @@ def test_declare_acknowledge_investigate_resolve(server: Server) -> None:
             expect(timeline.locator(".kind-hypothesis")).to_contain_text("SendGrid API key rotated")
 
             page.locator("#form-commands > summary").click()
-            page.get_by_label("Command", exact=True).fill("railway logs --service production --tail 100 | grep ERROR")
+            page.get_by_label("Command", exact=True).fill(
+                "railway logs --service production --tail 100 | grep ERROR"
+            )
             page.get_by_label("Output").fill(
                 "14:05:12 ERROR sendgrid: 401 Unauthorized (key revoked)\n14:05:40 ERROR magic-link: send failed"
             )
@@ -168,20 +174,27 @@ def test_declare_acknowledge_investigate_resolve(server: Server) -> None:
             # Live: what others record shows up without a reload, and the header follows status changes.
             expect(page.locator("[data-live-status]")).to_have_text("Live")
             page.evaluate("window.__notReloaded = true")
-            api(server, "POST", "/incidents/INC-1/notes", {"text": "Support: 37 tickets about missing emails"})
+            api(
+                server, "POST", "/incidents/INC-1/notes", {"text": "Support: 37 tickets about missing emails"}
+            )
             expect(timeline).to_contain_text("37 tickets about missing emails")
-            api(server, "POST", "/incidents/INC-1/status", {"status": "identified", "note": "key was revoked"})
+            api(
+                server, "POST", "/incidents/INC-1/status", {"status": "identified", "note": "key was revoked"}
+            )
             expect(summary.locator(".status")).to_have_text("Identified")
             assert page.evaluate("window.__notReloaded") is True
             expect(page.locator("[data-stale-note]")).to_be_visible()
             api(server, "POST", "/incidents/INC-1/roles", {"role": "communications", "person": "grace"})
             expect(summary).to_contain_text("grace")
-            page.reload()
+            api(server, "POST", "/incidents/INC-1/roles", {"role": "commander", "person": "ada"})
+            page.goto(f"{server.url}/incidents/INC-1")
             page.screenshot(path=str(SCREENSHOTS / "console-incident.png"), full_page=True)
 
             # Resolve.
             page.locator("#form-resolve > summary").click()
-            page.get_by_label("Resolution summary").fill("New SendGrid key deployed; emails flowing for 15 minutes.")
+            page.get_by_label("Resolution summary").fill(
+                "New SendGrid key deployed; emails flowing for 15 minutes."
+            )
             page.get_by_role("button", name="Resolve incident").click()
             expect(summary.locator(".status")).to_have_text("Resolved")
             expect(page.locator("#sla-heading + .deadlines")).to_contain_text("met")

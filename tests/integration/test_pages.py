@@ -6,18 +6,20 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from tocsin.app import build_runtime, create_app
 from tocsin.auth.deps import SESSION_COOKIE
 from tocsin.auth.roles import Role
 from tocsin.config import Settings
+from tocsin.core.bus import Bus
 from tocsin.runtime import Runtime
 from tocsin.testing import FakeClock, bearer, user_with_token
+from tocsin.web import sse
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -295,7 +297,10 @@ async def test_incident_page_shows_deadlines_in_the_policy_time_zone(
     page = await b.page("/incidents/INC-1")
     sla = page.split('id="sla-heading"')[1].split("</section>")[0]
     assert "America/New_York" in sla
-    assert 'due <time datetime="2026-11-26T15:15:00+00:00">2026-11-26 10:15 EST</time>' in sla
+    assert (
+        'due <time datetime="2026-11-26T15:15:00+00:00" title="Thursday 2026-11-26 10:15 EST">10:15 EST'
+        in sla
+    )
     assert "✕ missed by 5m 00s" in sla and "Breached" in sla
     assert "Acknowledged in 20m 00s" in sla
 
@@ -372,3 +377,45 @@ async def test_event_stream_sends_existing_then_live_events(
         assert "id: 1\n" not in text and "id: 3\n" not in text
     finally:
         await resumed.close()
+
+
+async def test_event_stream_ends_when_the_session_does(
+    sign_in: Callable[[Role], Awaitable[Browser]], app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    b = await sign_in(Role.responder)
+    await declare(b)
+    cookie = [(b"cookie", f"{SESSION_COOKIE}={b.client.cookies[SESSION_COOKIE]}".encode())]
+    stream = Stream(app, "/incidents/INC-1/events", "after=1", cookie)
+    try:
+        await stream.until("retry: ")
+        assert (await b.post("/logout")).status_code == 303
+        await client.post(
+            "/api/v1/incidents/INC-1/notes", json={"text": "after logout"}, headers=bearer(b.token)
+        )
+        await asyncio.wait_for(asyncio.shield(stream.task), 5)  # ends by itself, before any disconnect
+        while not stream.chunks.empty():
+            stream.text += (await stream.chunks.get()).decode()
+        assert "after logout" not in stream.text
+    finally:
+        await stream.close()
+
+
+class Connected:
+    """Stands in for a request whose client never leaves."""
+
+    async def is_disconnected(self) -> bool:
+        return False
+
+
+async def test_stream_sends_keep_alives_and_ends_after_its_lifetime() -> None:
+    async def poll(cursor: int) -> sse.Batch:
+        if cursor == 0:
+            return sse.Batch([sse.Message("one\rtwo", "timeline", 1)], 1)
+        return sse.Batch([], cursor)
+
+    request = cast(Request, Connected())
+    async with asyncio.timeout(5):
+        body = sse.stream(request, Bus(), "incident:1", poll, 0, wait_seconds=0.01, lifetime_seconds=0.1)
+        chunks = [chunk async for chunk in body]
+    assert chunks[:2] == ["retry: 3000\n\n", "event: timeline\nid: 1\ndata: one\ndata: two\n\n"]
+    assert set(chunks[2:]) == {": keep-alive\n\n"}

@@ -51,7 +51,9 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Label = Field(default="cli", min_length=1, max_length=100)
-    user: str | None = Field(default=None, pattern=NAME_PATTERN, description="another user's name (admins only)")
+    user: str | None = Field(
+        default=None, pattern=NAME_PATTERN, description="another user's name (admins only)"
+    )
 
 
 class TokenOut(BaseModel):

@@ -38,7 +38,9 @@ class ErrorDetail(BaseModel):
 
     code: str = Field(examples=["invalid"])
     message: str
-    field: str | None = Field(description="the offending field, dotted (`components.0`); null for the whole request")
+    field: str | None = Field(
+        description="the offending field, dotted (`components.0`); null for the whole request"
+    )
 
 
 class ErrorBody(BaseModel):
@@ -107,7 +109,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"send JSON with Content-Type: application/json, not {request.headers.get('content-type', 'none')}"
         return JSONResponse(error_body("unsupported_media_type", message, None), status_code=415)
     details = [
-        {"field": field_name(e.get("loc", ())), "message": _whole_body_message(e) or str(e.get("msg", "invalid"))}
+        {
+            "field": field_name(e.get("loc", ())),
+            "message": _whole_body_message(e) or str(e.get("msg", "invalid")),
+        }
         for e in errors
     ]
     first = details[0] if details else {"field": None, "message": "invalid request"}
@@ -137,7 +142,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(error_body("malformed_json", unparsable, None), status_code=400)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     return JSONResponse(
-        error_body(code, str(exc.detail), None), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        error_body(code, str(exc.detail), None),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
     )
 
 

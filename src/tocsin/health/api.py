@@ -48,7 +48,9 @@ async def monitoring(
     """`health` is public like /api/health; `metrics` and `errors` need a viewer token."""
     health = await service.health(rt.db)
     if type == "health":
-        return JSONResponse({"type": type, "summary": health}, status_code=200 if health["status"] == "ok" else 503)
+        return JSONResponse(
+            {"type": type, "summary": health}, status_code=200 if health["status"] == "ok" else 503
+        )
     auth = request.headers.get("authorization", "")
     token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
     principal = await principal_from_request(request, rt, token)
@@ -71,7 +73,10 @@ async def monitoring(
     "/metrics",
     response_class=Response,
     responses={
-        200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+        200: {
+            "description": "Prometheus text format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
         **responses(401, 403, 503),
     },
 )

@@ -33,7 +33,10 @@ class Metrics:
 
     def __post_init__(self) -> None:
         self.http_requests = Counter(
-            "tocsin_http_requests", "HTTP requests served", ["method", "route", "status"], registry=self.registry
+            "tocsin_http_requests",
+            "HTTP requests served",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.http_seconds = Histogram(
             "tocsin_http_request_duration_seconds", "HTTP request latency", ["route"], registry=self.registry

@@ -32,4 +32,6 @@ class MonitoringOut(BaseModel):
         description="health: as /api/health; metrics: open incidents by severity and SLA breaches; "
         "errors: request and error counts"
     )
-    recent: list[RecentErrorOut] | None = Field(default=None, description="errors only: the latest 5xx answers")
+    recent: list[RecentErrorOut] | None = Field(
+        default=None, description="errors only: the latest 5xx answers"
+    )

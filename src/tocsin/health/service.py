@@ -34,7 +34,11 @@ async def health(db: Database, timeout: float = PING_TIMEOUT_SECONDS) -> dict[st
     return {
         "status": "ok" if ok else "unhealthy",
         "version": __version__,
-        "database": {"status": "ok" if ok else "unreachable", "backend": db.engine.dialect.name, "detail": detail},
+        "database": {
+            "status": "ok" if ok else "unreachable",
+            "backend": db.engine.dialect.name,
+            "detail": detail,
+        },
     }
 
 

@@ -71,9 +71,7 @@ async def _event(
         return present.event(event)
 
 
-@router.post(
-    "", response_model=schemas.IncidentOut, status_code=201, responses=responses(409)
-)
+@router.post("", response_model=schemas.IncidentOut, status_code=201, responses=responses(409))
 async def declare(body: schemas.IncidentCreate, who: Responder, rt: Rt) -> schemas.IncidentOut:
     """Declare an incident; its SLA clock starts at `detected_at` (default now)."""
     for attempt in range(DECLARE_ATTEMPTS):

@@ -15,9 +15,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.auth import service as auth_service
+from tocsin.auth.deps import SESSION_COOKIE
 from tocsin.auth.pages import PageSession, Who, posted
 from tocsin.auth.roles import Role
-from tocsin.core.errors import Conflict, NotFound, TocsinError
+from tocsin.core.errors import Conflict, NotFound, TocsinError, Unauthorized
 from tocsin.core.ids import incident_ref
 from tocsin.incidents import present, schemas, service, timeline
 from tocsin.incidents.lifecycle import Status
@@ -132,6 +133,11 @@ async def dashboard(who: Who, rt: Rt, ui: Ui) -> Response:
     return await _dashboard(ui, rt, who)
 
 
+@router.get("/incidents")
+async def incidents() -> Response:
+    return RedirectResponse("/", status_code=303)
+
+
 @router.post("/incidents")
 async def declare(request: Request, who: Who, rt: Rt, ui: Ui) -> Response:
     form = await posted(request, who, Role.responder)
@@ -219,8 +225,14 @@ async def events(
         except NotFound as exc:
             raise PageError(404, "No such incident", exc.message, who=who) from None
 
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+
     async def poll(cursor: int) -> sse.Batch:
         async with rt.db.session() as session:
+            try:  # a stream outlives its page's request: stop once the session is signed out or expires
+                await auth_service.session_principal(session, rt.clock, cookie)
+            except Unauthorized:
+                return sse.Batch([], cursor, end=True)
             rows = await timeline.events(session, incident_id, cursor, STREAM_BATCH)
             if not rows:
                 return sse.Batch([], cursor)

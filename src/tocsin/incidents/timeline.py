@@ -27,6 +27,7 @@ class EventKind(StrEnum):
     assignment = "assignment"
     action = "action"
     update = "update"
+    alert = "alert"
 
 
 def event_hash(

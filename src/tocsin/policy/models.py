@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from tocsin.core.calendar import BusinessCalendar
+from tocsin.policy.alerting import AlertingPolicy
 from tocsin.core.durations import format_duration
 from tocsin.policy.content import (
     Checklists,
@@ -212,6 +213,7 @@ class Policy(PolicyModel):
     escalation_triggers: list[str] = Field(default_factory=lambda: _seed().escalation_triggers)
     escalation_chains: dict[Slug, EscalationChain] = Field(default_factory=lambda: _seed().escalation_chains)
     services: list[Service] = []
+    alerting: AlertingPolicy = Field(default_factory=lambda: _seed().alerting)
     workflow: list[Phase] = Field(default_factory=lambda: _seed().workflow)
     checklists: Checklists = Field(default_factory=lambda: _seed().checklists)
     postmortem: PostmortemPolicy = Field(default_factory=lambda: _seed().postmortem)
@@ -281,6 +283,10 @@ class Policy(PolicyModel):
     def severity_keys(self) -> list[str]:
         """The severity keys, worst first (P0, P1, ...)."""
         return sorted(self.severities, key=lambda key: self.severities[key].rank)
+
+    def service_of(self, component: str) -> str | None:
+        """The service a component belongs to."""
+        return next((s.name for s in self.services for c in s.components if c.name == component), None)
 
     @property
     def component_names(self) -> set[str]:

@@ -57,6 +57,14 @@ class Console:
         def local(at: datetime | None, fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
             return "" if at is None else at.astimezone(tz).strftime(fmt)
 
+        def local_near(at: datetime | None, now: datetime) -> str:
+            """`13:27 EST` on the same local day as `now`, else `Nov 27 17:00 EST`."""
+            if at is None:
+                return ""
+            here = at.astimezone(tz)
+            same_day = here.date() == now.astimezone(tz).date()
+            return here.strftime("%H:%M %Z" if same_day else "%b %d %H:%M %Z")
+
         def iso(at: datetime | None) -> str:
             return "" if at is None else at.astimezone(UTC).isoformat(timespec="seconds")
 
@@ -75,7 +83,7 @@ class Console:
         def static_url(name: str) -> str:
             return f"/static/{name}?v={versions.get(name, '0')}"
 
-        env.filters.update(local=local, iso=iso, duration=duration, span=span)
+        env.filters.update(local=local, local_near=local_near, iso=iso, duration=duration, span=span)
         env.globals.update(policy=policy, static_url=static_url, tz_name=policy.timezone)
         self.env = env
 

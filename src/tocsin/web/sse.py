@@ -33,11 +33,12 @@ class Message:
 
 @dataclass(frozen=True)
 class Batch:
-    """What a poll found: the messages to send, the new cursor and whether more are waiting."""
+    """What a poll found: the messages to send, the new cursor, whether more are waiting, whether to stop."""
 
     messages: list[Message]
     cursor: int
     more: bool = False
+    end: bool = False
 
 
 Poll = Callable[[int], Awaitable[Batch]]
@@ -78,6 +79,8 @@ async def stream(
             cursor = batch.cursor
             for message in batch.messages:
                 yield message.encode()
+            if batch.end:
+                return
             if batch.more:
                 continue
             if not await woken:

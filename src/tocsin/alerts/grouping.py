@@ -1,0 +1,125 @@
+"""Where a new alert goes: the open incident of its group within the window, or a new incident."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tocsin.alerts.models import Alert, AlertGroup
+from tocsin.core.clock import Clock
+from tocsin.incidents import schemas as incident_schemas
+from tocsin.incidents import service as incidents
+from tocsin.incidents.lifecycle import is_open
+from tocsin.incidents.models import Incident
+from tocsin.incidents.timeline import EventKind
+from tocsin.policy.models import Policy
+
+SOURCE_BY_KIND = {"heartbeat": "monitor", "monitor": "monitor", "reports": "user_report"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def one_line(text: str, limit: int) -> str:
+    """Alert text made fit for an incident title: one line, no control characters."""
+    return " ".join(_CONTROL.sub(" ", text).split())[:limit] or "alert"
+
+
+def group_key(policy: Policy, labels: dict[str, str], sender_group: str | None) -> str:
+    if sender_group:
+        return sender_group
+    return "|".join(f"{name}={labels.get(name, '')}" for name in policy.alerting.group_by)
+
+
+@dataclass
+class Attached:
+    """What one batch did to one incident, written to its timeline once."""
+
+    incident: Incident
+    created: bool
+    opened: list[Alert] = field(default_factory=list)
+    muted: list[Alert] = field(default_factory=list)
+
+
+async def find_group(
+    session: AsyncSession, policy: Policy, service: str, key: str, now: datetime
+) -> AlertGroup | None:
+    """The newest group of this service and key whose incident is open and saw an alert within the window."""
+    since = now - policy.alerting.group_window
+    rows = await session.scalars(
+        select(AlertGroup)
+        .where(AlertGroup.service == service, AlertGroup.group_key == key, AlertGroup.last_alert_at >= since)
+        .order_by(AlertGroup.id.desc())
+        .limit(5)
+    )
+    for group in rows:
+        incident = await incidents.get(session, group.incident_id, for_update=True)
+        if is_open(incident.status):
+            return group
+    return None
+
+
+async def open_incident(
+    session: AsyncSession, clock: Clock, policy: Policy, alert: Alert, actor: str, kind: str
+) -> Incident:
+    description = alert.annotations.get("description") or alert.annotations.get("summary") or ""
+    data = incident_schemas.IncidentCreate(
+        title=one_line(alert.summary, 200),
+        severity=alert.severity,
+        description=_CONTROL.sub(" ", description)[:20_000] if description != alert.summary else "",
+        services=[alert.service] if alert.service else [],
+        components=[alert.component] if alert.component else [],
+        source=SOURCE_BY_KIND.get(kind, "alert"),
+        detected_at=min(alert.starts_at, clock.now()),
+    )
+    return await incidents.declare(session, clock, policy, actor, data)
+
+
+def failing_components(alerts: Iterable[Alert]) -> set[str]:
+    return {a.component for a in alerts if a.component and a.status != "resolved" and not a.muted_by}
+
+
+async def raise_severity(
+    session: AsyncSession, clock: Clock, policy: Policy, incident: Incident, opened: list[Alert], actor: str
+) -> None:
+    """Raise the incident to its worst new alert's severity, or to a complete outage; never lower it."""
+    rank = policy.severity(incident.severity).rank
+    best, reason = incident.severity, ""
+    for alert in opened:
+        alert_rank = policy.severity(alert.severity).rank
+        if alert_rank < policy.severity(best).rank:
+            best, reason = alert.severity, f"alert {alert.summary[:120]!r}: {alert.severity_reason}"
+    outage = policy.alerting.complete_outage_severity
+    if outage and incident.services and policy.severity(outage).rank < policy.severity(best).rank:
+        service = next((s for s in policy.services if s.name == incident.services[0]), None)
+        components = {c.name for c in service.components} if service else set()
+        if components:
+            rows = await session.scalars(select(Alert).where(Alert.incident_id == incident.id))
+            if components <= failing_components(rows):
+                best = outage
+                reason = f"complete outage: all {len(components)} components of {service.name} failing"  # type: ignore[union-attr]
+    if policy.severity(best).rank < rank:
+        await incidents.change_severity(session, clock, policy, incident, best, actor, reason)
+
+
+async def record(
+    session: AsyncSession, clock: Clock, attached: Attached, integration: str, actor: str
+) -> None:
+    """One timeline event per incident per batch, however many alerts it carried."""
+    sample = [
+        {"id": a.id, "summary": a.summary[:200], "severity": a.severity, "dedup_key": a.dedup_key[:80]}
+        for a in attached.opened[:20]
+    ]
+    data: dict[str, object] = {
+        "integration": integration,
+        "opened": len(attached.opened),
+        "alerts": sample,
+        "grouped": not attached.created,
+    }
+    if attached.muted:
+        data["silenced"] = len(attached.muted)
+        data["silenced_by"] = sorted({a.muted_by or "" for a in attached.muted})
+    await incidents.record(session, clock, attached.incident, EventKind.alert, actor, data)

@@ -1,0 +1,85 @@
+"""Group commit: concurrent ingest requests share one transaction, and each answers only after it commits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from tocsin.alerts import service
+from tocsin.alerts.integrations import IntegrationInfo
+from tocsin.alerts.service import Outcome
+from tocsin.alerts.signals import Signal
+from tocsin.core.bus import Bus
+from tocsin.core.clock import Clock
+from tocsin.db.engine import Database
+from tocsin.policy.models import Policy
+
+log = logging.getLogger("tocsin.alerts")
+
+
+@dataclass
+class _Job:
+    integration: IntegrationInfo
+    signals: list[Signal]
+    done: asyncio.Future[list[Outcome]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Ingestor:
+    """One writer task drains the queue: every job waiting when a commit starts rides in that commit."""
+
+    def __init__(self, db: Database, clock: Clock, policy: Policy, bus: Bus, max_signals: int = 20_000) -> None:
+        self.db, self.clock, self.policy, self.bus = db, clock, policy, bus
+        self.max_signals = max_signals
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, integration: IntegrationInfo, signals: list[Signal]) -> list[Outcome]:
+        """Durably apply the signals; returns once they are committed (raises if they could not be)."""
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._run(), name="tocsin-ingest-writer")
+        job = _Job(integration, signals)
+        await self._queue.put(job)
+        return await job.done
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            size = len(batch[0].signals)
+            while size < self.max_signals and not self._queue.empty():
+                job = self._queue.get_nowait()
+                batch.append(job)
+                size += len(job.signals)
+            try:
+                await self._commit(batch)
+            except Exception:
+                # One bad job must not fail its neighbours: retry each alone, failing only itself.
+                for job in batch:
+                    if job.done.done():
+                        continue
+                    try:
+                        await self._commit([job])
+                    except Exception as exc:
+                        log.exception("ingest of %d signals from %s failed", len(job.signals), job.integration.name)
+                        if not job.done.done():
+                            job.done.set_exception(exc)
+
+    async def _commit(self, batch: list[_Job]) -> None:
+        results: list[list[Outcome]] = []
+        async with self.db.transaction() as session:
+            for job in batch:
+                results.append(await service.ingest(session, self.clock, self.policy, job.integration, job.signals))
+        for job, outcome in zip(batch, results, strict=True):
+            if not job.done.done():
+                job.done.set_result(outcome)
+        incidents = {o.incident_id for r in results for o in r if o.incident_id is not None}
+        if incidents:
+            self.bus.publish("incidents", *(f"incident:{i}" for i in incidents))

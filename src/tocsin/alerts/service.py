@@ -1,0 +1,257 @@
+"""The only code that writes alerts: dedup, severity, silences, grouping into incidents."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tocsin.alerts import grouping, silences
+from tocsin.alerts.integrations import IntegrationInfo
+from tocsin.alerts.models import Alert, AlertGroup
+from tocsin.alerts.signals import Signal
+from tocsin.core.clock import Clock
+from tocsin.incidents import service as incidents
+from tocsin.incidents.lifecycle import Status, is_open
+from tocsin.incidents.models import Incident
+from tocsin.incidents.timeline import EventKind
+from tocsin.policy.models import Policy
+
+CHUNK = 500  # keys per IN (...) lookup, well under SQLite's variable limit
+
+
+@dataclass(frozen=True)
+class Outcome:
+    dedup_key: str
+    result: str  # opened | repeated | acknowledged | resolved | muted | ignored
+    alert_id: int | None = None
+    incident_id: int | None = None
+
+
+def _labels(alert_labels: dict[str, str], service: str | None, component: str | None) -> dict[str, str]:
+    labels = dict(alert_labels)
+    if service:
+        labels.setdefault("service", service)
+    if component:
+        labels.setdefault("component", component)
+    return labels
+
+
+def _classify(policy: Policy, integration: IntegrationInfo, labels: dict[str, str]) -> tuple[str, str]:
+    explicit = labels.get("severity", "")
+    if explicit in policy.severities:  # a sender that already speaks P0..P3
+        return explicit, f"severity={explicit}"
+    return policy.alerting.severity_for(labels, integration.severity_rules)
+
+
+def _place(policy: Policy, integration: IntegrationInfo, labels: dict[str, str]) -> tuple[str | None, str | None]:
+    """(service, component) of an alert, from the integration and the policy's names."""
+    component = labels.get("component")
+    if component not in policy.component_names:
+        component = None
+    service = integration.service
+    if service is None and labels.get("service") in {s.name for s in policy.services}:
+        service = labels["service"]
+    if service is None and component is not None:
+        service = policy.service_of(component)
+    return service, component
+
+
+async def _open_alerts(session: AsyncSession, integration_id: int, keys: Sequence[str]) -> dict[str, Alert]:
+    found: dict[str, Alert] = {}
+    for i in range(0, len(keys), CHUNK):
+        rows = await session.scalars(
+            select(Alert).where(
+                Alert.integration_id == integration_id,
+                Alert.dedup_key.in_(keys[i : i + CHUNK]),
+                Alert.status != "resolved",
+            )
+        )
+        found.update((a.dedup_key, a) for a in rows)
+    return found
+
+
+def _new_alert(
+    policy: Policy, integration: IntegrationInfo, signal: Signal, now: datetime
+) -> Alert:
+    service, component = _place(policy, integration, signal.labels)
+    labels = _labels(signal.labels, service, component)
+    severity, reason = _classify(policy, integration, labels)
+    return Alert(
+        integration_id=integration.id,
+        dedup_key=signal.dedup_key,
+        status="firing",
+        summary=signal.summary or signal.dedup_key,
+        severity=severity,
+        severity_reason=reason[:200],
+        source=signal.source,
+        service=service,
+        component=component,
+        labels=labels,
+        annotations=signal.annotations,
+        details=signal.details,
+        links=signal.links,
+        group_key=grouping.group_key(policy, labels, signal.group_key),
+        starts_at=signal.starts_at or now,
+        ends_at=signal.ends_at,
+        first_seen_at=now,
+        last_seen_at=now,
+        count=1,
+    )
+
+
+async def ingest(
+    session: AsyncSession, clock: Clock, policy: Policy, integration: IntegrationInfo, signals: Sequence[Signal]
+) -> list[Outcome]:
+    """Apply a batch of signals from one integration inside the caller's transaction."""
+    now = clock.now()
+    actor = f"integration:{integration.name}"
+    keys = list(dict.fromkeys(s.dedup_key for s in signals))
+    open_alerts = await _open_alerts(session, integration.id, keys)
+    active_silences = await silences.active(session, now)
+    outcomes: list[Outcome] = []
+    new: list[Alert] = []
+    acked: list[Alert] = []
+    resolved: list[Alert] = []
+    for signal in signals:
+        alert = open_alerts.get(signal.dedup_key)
+        if signal.action == "trigger":
+            if alert is not None:
+                alert.count += 1
+                alert.last_seen_at = now
+                if signal.ends_at is not None:
+                    alert.ends_at = signal.ends_at
+                outcomes.append(Outcome(signal.dedup_key, "repeated", alert.id, alert.incident_id))
+                continue
+            alert = _new_alert(policy, integration, signal, now)
+            silence = silences.muting(active_silences, alert.labels)
+            if silence is not None:
+                alert.muted_by = f"{silence.kind}:{silence.id}"
+            session.add(alert)
+            open_alerts[signal.dedup_key] = alert
+            new.append(alert)
+            outcomes.append(Outcome(signal.dedup_key, "muted" if silence else "opened"))
+        elif alert is None:
+            outcomes.append(Outcome(signal.dedup_key, "ignored"))
+        elif signal.action == "acknowledge":
+            if alert.status == "firing":
+                alert.status, alert.acknowledged_at = "acknowledged", now
+                acked.append(alert)
+            outcomes.append(Outcome(signal.dedup_key, "acknowledged", alert.id, alert.incident_id))
+        else:
+            alert.status, alert.resolved_at = "resolved", now
+            del open_alerts[signal.dedup_key]
+            resolved.append(alert)
+            outcomes.append(Outcome(signal.dedup_key, "resolved", alert.id, alert.incident_id))
+    await session.flush()
+    placed = await _group(session, clock, policy, integration, new, actor, now)
+    await _after_acknowledge(session, clock, policy, acked, actor)
+    await after_resolve(session, clock, policy, resolved, actor)
+    return [
+        Outcome(o.dedup_key, o.result, placed[o.dedup_key].id, placed[o.dedup_key].incident_id)
+        if o.result in ("opened", "muted")
+        else o
+        for o in outcomes
+    ]
+
+
+async def _group(
+    session: AsyncSession,
+    clock: Clock,
+    policy: Policy,
+    integration: IntegrationInfo,
+    new: list[Alert],
+    actor: str,
+    now: datetime,
+) -> dict[str, Alert]:
+    """Attach new alerts to their group's incident, opening incidents for new groups."""
+    groups: dict[tuple[str, str], AlertGroup | None] = {}
+    touched: dict[int, grouping.Attached] = {}
+    for alert in new:
+        gk = (alert.service or "", alert.group_key)
+        if gk not in groups:
+            groups[gk] = await grouping.find_group(session, policy, gk[0], gk[1], now)
+        group = groups[gk]
+        if group is None:
+            if alert.muted_by:
+                continue  # muted and nothing open to attach to: recorded, no incident
+            incident = await grouping.open_incident(session, clock, policy, alert, actor, integration.kind)
+            group = AlertGroup(
+                service=gk[0], group_key=gk[1], incident_id=incident.id, opened_at=now, last_alert_at=now
+            )
+            session.add(group)
+            groups[gk] = group
+            touched[incident.id] = grouping.Attached(incident, created=True)
+        elif group.incident_id not in touched:
+            incident = await incidents.get(session, group.incident_id, for_update=True)
+            touched[incident.id] = grouping.Attached(incident, created=False)
+        group.last_alert_at = now
+        group.alert_count += 1
+        alert.incident_id = group.incident_id
+        attached = touched[group.incident_id]
+        (attached.muted if alert.muted_by else attached.opened).append(alert)
+    await session.flush()
+    for attached in touched.values():
+        await grouping.record(session, clock, attached, integration.name, actor)
+        if attached.opened and is_open(attached.incident.status):
+            await grouping.raise_severity(session, clock, policy, attached.incident, attached.opened, actor)
+    return {a.dedup_key: a for a in new}
+
+
+async def _incidents_of(session: AsyncSession, alerts: list[Alert]) -> list[Incident]:
+    ids = sorted({a.incident_id for a in alerts if a.incident_id is not None})
+    return [await incidents.get(session, i, for_update=True) for i in ids]
+
+
+async def _after_acknowledge(
+    session: AsyncSession, clock: Clock, policy: Policy, alerts: list[Alert], actor: str
+) -> None:
+    """A source acknowledging its alert acknowledges an incident nobody has acknowledged yet."""
+    for incident in await _incidents_of(session, alerts):
+        if incident.status == Status.triggered.value:
+            await incidents.acknowledge(session, clock, policy, incident, actor, "acknowledged at the source")
+
+
+async def after_resolve(session: AsyncSession, clock: Clock, policy: Policy, alerts: list[Alert], actor: str) -> None:
+    """Note resolved alerts; an incident whose alerts all cleared before anyone acknowledged it resolves."""
+    await session.flush()
+    for incident in await _incidents_of(session, alerts):
+        still_open = await session.scalar(
+            select(func.count()).where(Alert.incident_id == incident.id, Alert.status != "resolved")
+        )
+        mine = [a for a in alerts if a.incident_id == incident.id]
+        data: dict[str, object] = {
+            "resolved": len(mine),
+            "alerts": [{"id": a.id, "summary": a.summary[:200]} for a in mine[:20]],
+            "still_open": int(still_open or 0),
+        }
+        await incidents.record(session, clock, incident, EventKind.alert, actor, data)
+        if not still_open and incident.status == Status.triggered.value:
+            await incidents.change_status(
+                session, clock, policy, incident, Status.resolved, actor, "all alerts resolved before acknowledgement"
+            )
+
+
+async def expire(session: AsyncSession, clock: Clock, policy: Policy, limit: int = 5000) -> int:
+    """Resolve alerts whose `ends_at` has passed (Prometheus stopped re-sending them)."""
+    now = clock.now()
+    rows = list(
+        await session.scalars(
+            select(Alert)
+            .where(Alert.status != "resolved", Alert.ends_at.is_not(None), Alert.ends_at <= now)
+            .order_by(Alert.id)
+            .limit(limit)
+        )
+    )
+    for alert in rows:
+        alert.status, alert.resolved_at = "resolved", now
+    await after_resolve(session, clock, policy, rows, "tocsin")
+    return len(rows)
+
+
+async def for_incident(session: AsyncSession, incident_id: int, limit: int = 500) -> list[Alert]:
+    query = select(Alert).where(Alert.incident_id == incident_id).order_by(Alert.id.desc()).limit(limit)
+    return list(await session.scalars(query))

@@ -1,0 +1,44 @@
+"""A Signal is one alert event in Tocsin's own terms, whatever protocol carried it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Action = Literal["trigger", "acknowledge", "resolve"]
+
+
+@dataclass(slots=True)
+class Signal:
+    action: Action
+    dedup_key: str
+    summary: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    links: list[dict[str, str]] = field(default_factory=list)
+    source: str = ""
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    group_key: str | None = None  # a grouping the sender already made (Alertmanager's groupKey)
+
+
+class FormatError(Exception):
+    """A payload that does not follow its protocol; `errors` name each problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+def label_fingerprint(labels: dict[str, str]) -> str:
+    """A stable 16-hex-digit identity of a label set (Alertmanager's fingerprints have the same form)."""
+    h = hashlib.sha256()
+    for name in sorted(labels):
+        h.update(name.encode())
+        h.update(b"\xff")
+        h.update(labels[name].encode())
+        h.update(b"\xff")
+    return h.hexdigest()[:16]

@@ -1,0 +1,92 @@
+"""Silences and maintenance windows: label matchers that mute alerts (still recorded) until they expire."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tocsin.alerts.models import Silence
+from tocsin.core.clock import Clock
+from tocsin.core.errors import InvalidInput, NotFound
+
+
+def _matches(matcher: dict[str, Any], labels: dict[str, str]) -> bool:
+    value = labels.get(matcher["name"], "")
+    if matcher.get("is_regex"):
+        hit = re.fullmatch(matcher["value"], value) is not None
+    else:
+        hit = value == matcher["value"]
+    return hit if matcher.get("is_equal", True) else not hit
+
+
+def muting(silences: list[Silence], labels: dict[str, str]) -> Silence | None:
+    """The first silence whose matchers all match the labels."""
+    for silence in silences:
+        if all(_matches(m, labels) for m in silence.matchers):
+            return silence
+    return None
+
+
+async def active(session: AsyncSession, now: datetime) -> list[Silence]:
+    query = select(Silence).where(Silence.starts_at <= now, Silence.ends_at > now).order_by(Silence.id)
+    return list(await session.scalars(query))
+
+
+def check_matchers(matchers: list[dict[str, Any]]) -> None:
+    if not matchers:
+        raise InvalidInput("a silence needs at least one matcher", field="matchers")
+    for i, m in enumerate(matchers):
+        if m.get("is_regex"):
+            try:
+                re.compile(m["value"])
+            except re.error as exc:
+                raise InvalidInput(f"not a regular expression: {exc}", field=f"matchers.{i}.value") from None
+
+
+async def create(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    matchers: list[dict[str, Any]],
+    starts_at: datetime | None,
+    ends_at: datetime,
+    comment: str,
+    actor: str,
+    kind: str = "silence",
+) -> Silence:
+    check_matchers(matchers)
+    now = clock.now()
+    start = starts_at or now
+    if ends_at <= start:
+        raise InvalidInput("must be after starts_at (and in the future)", field="ends_at")
+    silence = Silence(
+        matchers=matchers,
+        starts_at=start,
+        ends_at=ends_at,
+        kind=kind,
+        comment=comment,
+        created_by=actor,
+        created_at=now,
+    )
+    session.add(silence)
+    await session.flush()
+    return silence
+
+
+async def expire(session: AsyncSession, clock: Clock, silence_id: int) -> Silence:
+    silence = await session.get(Silence, silence_id)
+    if silence is None:
+        raise NotFound(f"no silence {silence_id}", field="id")
+    silence.ends_at = min(silence.ends_at, clock.now())
+    return silence
+
+
+async def listing(session: AsyncSession, clock: Clock, include_expired: bool) -> list[Silence]:
+    query = select(Silence).order_by(Silence.id.desc()).limit(500)
+    if not include_expired:
+        query = query.where(Silence.ends_at > clock.now())
+    return list(await session.scalars(query))

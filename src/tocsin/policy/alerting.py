@@ -1,0 +1,79 @@
+"""How signals become incidents: grouping, severity rules, integrations declared in the policy."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, field_validator
+
+from tocsin.policy.fields import Duration, PolicyModel, Slug, custom_error
+
+IntegrationKind = Literal["alertmanager", "prometheus", "pagerduty", "generic", "heartbeat", "sentry"]
+
+
+def _severity_key(value: str) -> str:
+    if not re.fullmatch(r"P[0-9]", value):
+        raise custom_error("severity_key", f'"{value}" is not a severity key (P0 to P9)')
+    return value
+
+
+SeverityKey = Annotated[str, AfterValidator(_severity_key)]
+LabelValues = str | list[str]
+
+
+class SeverityRule(PolicyModel):
+    """If every label in `match` has one of the listed values, the alert gets `severity`."""
+
+    match: dict[str, LabelValues] = Field(min_length=1)
+    severity: SeverityKey
+    reason: str = ""
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        for name, wanted in self.match.items():
+            value = labels.get(name)
+            if value is None or (value != wanted if isinstance(wanted, str) else value not in wanted):
+                return False
+        return True
+
+
+class IntegrationSpec(PolicyModel):
+    """An integration declared in the policy; its key comes from an environment variable."""
+
+    name: Slug
+    kind: IntegrationKind
+    service: Slug | None = None
+    key_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+    severity_rules: list[SeverityRule] = []
+
+
+class AlertingPolicy(PolicyModel):
+    """Grouping windows and severity rules for alerts from every source."""
+
+    group_window: Duration = timedelta(minutes=10)
+    group_by: list[str] = []
+    severity_rules: list[SeverityRule] = []
+    default_severity: SeverityKey = "P2"
+    complete_outage_severity: SeverityKey | None = "P0"
+    rate_limit_per_minute: int = Field(default=60_000, ge=1)
+    reports_threshold: int = Field(default=3, ge=1)
+    reports_window: Duration = timedelta(minutes=15)
+    integrations: list[IntegrationSpec] = []
+
+    @field_validator("integrations")
+    @classmethod
+    def _unique(cls, items: list[IntegrationSpec]) -> list[IntegrationSpec]:
+        names = [i.name for i in items]
+        for name in names:
+            if names.count(name) > 1:
+                raise custom_error("duplicate", f'integration "{name}" is defined twice')
+        return items
+
+    def severity_for(self, labels: dict[str, str], extra: tuple[SeverityRule, ...] = ()) -> tuple[str, str]:
+        """The first matching rule's severity and reason (integration rules first), else the default."""
+        for rule in [*extra, *self.severity_rules]:
+            if rule.matches(labels):
+                reason = rule.reason or ", ".join(f"{k}={labels[k]}" for k in rule.match)
+                return rule.severity, reason
+        return self.default_severity, "default severity"
