@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tocsin import __version__
+from tocsin.alerts import api as alerts_api
+from tocsin.alerts import ingest
 from tocsin.auth import api as auth_api
 from tocsin.config import Settings
 from tocsin.core import http_errors
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await rt.ingestor.close()
         await rt.db.dispose()
 
     app = FastAPI(
@@ -57,7 +60,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     app.state.runtime = rt
     http_errors.install(app)
-    for router in (health_api.router, auth_api.router, incidents_api.router, pages.router):
+    app.router.routes.extend(ingest.routes)
+    for router in (health_api.router, auth_api.router, incidents_api.router, alerts_api.router, pages.router):
         app.include_router(router)
     pages.mount_static(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=rt.settings.max_body_bytes)

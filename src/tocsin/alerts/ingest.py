@@ -22,7 +22,9 @@ from tocsin.runtime import Runtime
 
 
 class Rejected(Exception):
-    def __init__(self, status: int, messages: list[str], field: str | None = None, retry_after: float = 0) -> None:
+    def __init__(
+        self, status: int, messages: list[str], field: str | None = None, retry_after: float = 0
+    ) -> None:
         super().__init__("; ".join(messages))
         self.status, self.messages, self.field, self.retry_after = status, messages, field, retry_after
 
@@ -36,8 +38,20 @@ def _retry(exc: Rejected) -> dict[str, str] | None:
 
 
 def tocsin_error(exc: Rejected) -> Response:
-    code = {400: "invalid", 401: "unauthorized", 413: "too_large", 415: "unsupported_media_type", 429: "rate_limited"}
-    body = {"error": {"code": code.get(exc.status, "invalid"), "message": "; ".join(exc.messages)[:2000], "field": exc.field}}
+    code = {
+        400: "invalid",
+        401: "unauthorized",
+        413: "too_large",
+        415: "unsupported_media_type",
+        429: "rate_limited",
+    }
+    body = {
+        "error": {
+            "code": code.get(exc.status, "invalid"),
+            "message": "; ".join(exc.messages)[:2000],
+            "field": exc.field,
+        }
+    }
     return _json(exc.status, body, _retry(exc))
 
 
@@ -48,7 +62,10 @@ def alertmanager_error(exc: Rejected) -> Response:
 def pagerduty_error(exc: Rejected) -> Response:
     body: dict[str, Any]
     if exc.status == 429:
-        body = {"status": "throttle exceeded", "message": "Requests for this service are arriving too quickly.  Please retry later."}
+        body = {
+            "status": "throttle exceeded",
+            "message": "Requests for this service are arriving too quickly.  Please retry later.",
+        }
     elif exc.status == 400:
         body = {"status": "invalid event", "message": "Event object is invalid", "errors": exc.messages[:20]}
     else:
@@ -79,10 +96,16 @@ def bearer_or_query_key(request: Request) -> str:
 async def admit(rt: Runtime, key: str, cost: int) -> IntegrationInfo:
     integration = await rt.keys.lookup(key)
     if integration is None:
-        raise Rejected(401, ["unknown or missing integration key (Authorization: Bearer <key> or ?key=)"], "key")
+        raise Rejected(
+            401, ["unknown or missing integration key (Authorization: Bearer <key> or ?key=)"], "key"
+        )
     wait = rt.keys.admit(integration.id, cost, rt.policy.alerting.rate_limit_per_minute)
     if wait:
-        raise Rejected(429, [f"over {rt.policy.alerting.rate_limit_per_minute} alerts a minute; retry later"], retry_after=wait)
+        raise Rejected(
+            429,
+            [f"over {rt.policy.alerting.rate_limit_per_minute} alerts a minute; retry later"],
+            retry_after=wait,
+        )
     return integration
 
 
@@ -160,7 +183,9 @@ async def generic_webhook(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/integrations/alertmanager", _guarded(tocsin_error, alertmanager_webhook), methods=["POST"]),
+    Route(
+        "/api/v1/integrations/alertmanager", _guarded(tocsin_error, alertmanager_webhook), methods=["POST"]
+    ),
     Route("/api/v1/integrations/generic", _guarded(tocsin_error, generic_webhook), methods=["POST"]),
     Route("/api/v2/alerts", _guarded(alertmanager_error, prometheus_alerts), methods=["POST"]),
     Route("/i/{key}/api/v2/alerts", _guarded(alertmanager_error, prometheus_alerts), methods=["POST"]),

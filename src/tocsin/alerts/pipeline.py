@@ -23,13 +23,17 @@ log = logging.getLogger("tocsin.alerts")
 class _Job:
     integration: IntegrationInfo
     signals: list[Signal]
-    done: asyncio.Future[list[Outcome]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    done: asyncio.Future[list[Outcome]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class Ingestor:
     """One writer task drains the queue: every job waiting when a commit starts rides in that commit."""
 
-    def __init__(self, db: Database, clock: Clock, policy: Policy, bus: Bus, max_signals: int = 20_000) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, policy: Policy, bus: Bus, max_signals: int = 20_000
+    ) -> None:
         self.db, self.clock, self.policy, self.bus = db, clock, policy, bus
         self.max_signals = max_signals
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
@@ -68,7 +72,9 @@ class Ingestor:
                     try:
                         await self._commit([job])
                     except Exception as exc:
-                        log.exception("ingest of %d signals from %s failed", len(job.signals), job.integration.name)
+                        log.exception(
+                            "ingest of %d signals from %s failed", len(job.signals), job.integration.name
+                        )
                         if not job.done.done():
                             job.done.set_exception(exc)
 
@@ -76,7 +82,9 @@ class Ingestor:
         results: list[list[Outcome]] = []
         async with self.db.transaction() as session:
             for job in batch:
-                results.append(await service.ingest(session, self.clock, self.policy, job.integration, job.signals))
+                results.append(
+                    await service.ingest(session, self.clock, self.policy, job.integration, job.signals)
+                )
         for job, outcome in zip(batch, results, strict=True):
             if not job.done.done():
                 job.done.set_result(outcome)

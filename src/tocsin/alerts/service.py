@@ -47,7 +47,9 @@ def _classify(policy: Policy, integration: IntegrationInfo, labels: dict[str, st
     return policy.alerting.severity_for(labels, integration.severity_rules)
 
 
-def _place(policy: Policy, integration: IntegrationInfo, labels: dict[str, str]) -> tuple[str | None, str | None]:
+def _place(
+    policy: Policy, integration: IntegrationInfo, labels: dict[str, str]
+) -> tuple[str | None, str | None]:
     """(service, component) of an alert, from the integration and the policy's names."""
     component = labels.get("component")
     if component not in policy.component_names:
@@ -74,9 +76,7 @@ async def _open_alerts(session: AsyncSession, integration_id: int, keys: Sequenc
     return found
 
 
-def _new_alert(
-    policy: Policy, integration: IntegrationInfo, signal: Signal, now: datetime
-) -> Alert:
+def _new_alert(policy: Policy, integration: IntegrationInfo, signal: Signal, now: datetime) -> Alert:
     service, component = _place(policy, integration, signal.labels)
     labels = _labels(signal.labels, service, component)
     severity, reason = _classify(policy, integration, labels)
@@ -104,7 +104,11 @@ def _new_alert(
 
 
 async def ingest(
-    session: AsyncSession, clock: Clock, policy: Policy, integration: IntegrationInfo, signals: Sequence[Signal]
+    session: AsyncSession,
+    clock: Clock,
+    policy: Policy,
+    integration: IntegrationInfo,
+    signals: Sequence[Signal],
 ) -> list[Outcome]:
     """Apply a batch of signals from one integration inside the caller's transaction."""
     now = clock.now()
@@ -180,7 +184,12 @@ async def _group(
                 continue  # muted and nothing open to attach to: recorded, no incident
             incident = await grouping.open_incident(session, clock, policy, alert, actor, integration.kind)
             group = AlertGroup(
-                service=gk[0], group_key=gk[1], incident_id=incident.id, opened_at=now, last_alert_at=now
+                service=gk[0],
+                group_key=gk[1],
+                incident_id=incident.id,
+                opened_at=now,
+                last_alert_at=now,
+                alert_count=0,
             )
             session.add(group)
             groups[gk] = group
@@ -215,7 +224,9 @@ async def _after_acknowledge(
             await incidents.acknowledge(session, clock, policy, incident, actor, "acknowledged at the source")
 
 
-async def after_resolve(session: AsyncSession, clock: Clock, policy: Policy, alerts: list[Alert], actor: str) -> None:
+async def after_resolve(
+    session: AsyncSession, clock: Clock, policy: Policy, alerts: list[Alert], actor: str
+) -> None:
     """Note resolved alerts; an incident whose alerts all cleared before anyone acknowledged it resolves."""
     await session.flush()
     for incident in await _incidents_of(session, alerts):
@@ -231,7 +242,13 @@ async def after_resolve(session: AsyncSession, clock: Clock, policy: Policy, ale
         await incidents.record(session, clock, incident, EventKind.alert, actor, data)
         if not still_open and incident.status == Status.triggered.value:
             await incidents.change_status(
-                session, clock, policy, incident, Status.resolved, actor, "all alerts resolved before acknowledgement"
+                session,
+                clock,
+                policy,
+                incident,
+                Status.resolved,
+                actor,
+                "all alerts resolved before acknowledgement",
             )
 
 
@@ -254,4 +271,13 @@ async def expire(session: AsyncSession, clock: Clock, policy: Policy, limit: int
 
 async def for_incident(session: AsyncSession, incident_id: int, limit: int = 500) -> list[Alert]:
     query = select(Alert).where(Alert.incident_id == incident_id).order_by(Alert.id.desc()).limit(limit)
+    return list(await session.scalars(query))
+
+
+async def listing(session: AsyncSession, status: str | None, limit: int) -> list[Alert]:
+    query = select(Alert).order_by(Alert.id.desc()).limit(limit)
+    if status == "open":
+        query = query.where(Alert.status != "resolved")
+    elif status:
+        query = query.where(Alert.status == status)
     return list(await session.scalars(query))

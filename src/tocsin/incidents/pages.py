@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData
 
 from tocsin.auth import service as auth_service
 from tocsin.auth.deps import SESSION_COOKIE
@@ -92,11 +93,17 @@ class DashboardRow:
 def _urgency(rt: Runtime, row: DashboardRow) -> tuple[int, datetime, int]:
     sev = rt.policy.severities.get(row.incident.severity)
     nearest = most_urgent(list(row.countdowns.values())) or LATEST
-    return (sev.rank if sev else 99, nearest, -row.incident.number)
+    return (sev.rank if sev else 99, nearest, row.incident.number)
 
 
 async def _dashboard(
-    ui: Console, rt: Runtime, who: PageSession, *, status_code: int = 200, error: str = "", form: Any = None
+    ui: Console,
+    rt: Runtime,
+    who: PageSession,
+    *,
+    status_code: int = 200,
+    error: str = "",
+    form: FormData | None = None,
 ) -> Response:
     now, tz = rt.clock.now(), rt.policy.timezone
     async with rt.db.session() as session:
@@ -178,7 +185,7 @@ async def _incident_page(
     status_code: int = 200,
     error: str = "",
     failed: str = "",
-    form: Any = None,
+    form: FormData | None = None,
 ) -> Response:
     async with rt.db.session() as session:
         try:

@@ -1,0 +1,155 @@
+"""JSON routes to manage integrations and silences and to read alerts (the ingest routes are in ingest.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from tocsin.alerts import integrations, schemas, silences
+from tocsin.alerts import service as alerts
+from tocsin.alerts.models import Alert, Integration
+from tocsin.auth.deps import require
+from tocsin.auth.roles import Role
+from tocsin.auth.service import Principal
+from tocsin.core.errors import InvalidInput
+from tocsin.incidents import service as incidents
+from tocsin.runtime import Runtime, runtime
+
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+Rt = Annotated[Runtime, Depends(runtime)]
+Admin = Annotated[Principal, Depends(require(Role.admin))]
+Responder = Annotated[Principal, Depends(require(Role.responder))]
+Viewer = Annotated[Principal, Depends(require(Role.viewer))]
+
+ENDPOINTS = {
+    "alertmanager": "/api/v1/integrations/alertmanager",
+    "prometheus": "/api/v2/alerts",
+    "pagerduty": "/v2/enqueue",
+    "generic": "/api/v1/integrations/generic",
+    "heartbeat": "/api/v1/heartbeats/{name}",
+    "sentry": "/api/v1/integrations/sentry",
+}
+
+
+def _out(row: Integration) -> schemas.IntegrationOut:
+    return schemas.IntegrationOut(
+        name=row.name,
+        kind=row.kind,
+        service=row.service,
+        severity_rules=row.severity_rules,
+        from_policy=row.from_policy,
+        created_at=row.created_at,
+        disabled_at=row.disabled_at,
+        endpoints={"url": ENDPOINTS.get(row.kind, "")},
+    )
+
+
+@router.post("/integrations", response_model=schemas.IntegrationCreated, status_code=201)
+async def create_integration(
+    body: schemas.IntegrationCreate, who: Admin, rt: Rt
+) -> schemas.IntegrationCreated:
+    """Create an integration and show its secret key once."""
+    for i, rule in enumerate(body.severity_rules):
+        if rule.severity not in rt.policy.severities:
+            raise InvalidInput(f"unknown severity {rule.severity}", field=f"severity_rules.{i}.severity")
+    async with rt.db.transaction() as session:
+        row, key = await integrations.create(
+            session,
+            rt.clock,
+            rt.policy,
+            name=body.name,
+            kind=body.kind,
+            service=body.service,
+            severity_rules=body.severity_rules,
+            actor=who.name,
+        )
+        out = _out(row)
+    return schemas.IntegrationCreated(**out.model_dump(), key=key)
+
+
+@router.get("/integrations", response_model=list[schemas.IntegrationOut])
+async def list_integrations(_: Admin, rt: Rt) -> list[schemas.IntegrationOut]:
+    async with rt.db.session() as session:
+        return [_out(r) for r in await integrations.listing(session)]
+
+
+def _alert(row: Alert, names: dict[int, str]) -> schemas.AlertOut:
+    return schemas.AlertOut(
+        id=row.id,
+        integration=names.get(row.integration_id, str(row.integration_id)),
+        dedup_key=row.dedup_key,
+        status=row.status,
+        summary=row.summary,
+        severity=row.severity,
+        severity_reason=row.severity_reason,
+        source=row.source,
+        service=row.service,
+        component=row.component,
+        labels=row.labels,
+        annotations=row.annotations,
+        links=row.links,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        first_seen_at=row.first_seen_at,
+        last_seen_at=row.last_seen_at,
+        count=row.count,
+        muted_by=row.muted_by,
+        incident=f"INC-{row.incident_id}" if row.incident_id else None,
+        resolved_at=row.resolved_at,
+    )
+
+
+@router.get("/incidents/{ref}/alerts", response_model=list[schemas.AlertOut], tags=["incidents"])
+async def incident_alerts(
+    ref: str, _: Viewer, rt: Rt, limit: Annotated[int, Query(ge=1, le=1000)] = 500
+) -> list[schemas.AlertOut]:
+    """The alerts attached to an incident, newest first."""
+    async with rt.db.session() as session:
+        incident = await incidents.get(session, ref)
+        rows = await alerts.for_incident(session, incident.id, limit)
+        names = {r.id: r.name for r in await integrations.listing(session)}
+    return [_alert(r, names) for r in rows]
+
+
+@router.get("/alerts", response_model=list[schemas.AlertOut])
+async def list_alerts(
+    _: Viewer,
+    rt: Rt,
+    status: Annotated[str | None, Query(pattern="^(firing|acknowledged|resolved|open)$")] = "open",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[schemas.AlertOut]:
+    """Alerts, newest first (default: those not resolved)."""
+    async with rt.db.session() as session:
+        rows = await alerts.listing(session, status, limit)
+        names = {r.id: r.name for r in await integrations.listing(session)}
+    return [_alert(r, names) for r in rows]
+
+
+@router.post("/silences", response_model=schemas.SilenceOut, status_code=201)
+async def create_silence(body: schemas.SilenceCreate, who: Responder, rt: Rt) -> object:
+    """Mute alerts whose labels match every matcher until `ends_at`; muted alerts are still recorded."""
+    async with rt.db.transaction() as session:
+        return await silences.create(
+            session,
+            rt.clock,
+            matchers=[m.model_dump() for m in body.matchers],
+            starts_at=body.starts_at,
+            ends_at=body.ends_at,
+            comment=body.comment,
+            actor=who.name,
+            kind=body.kind,
+        )
+
+
+@router.get("/silences", response_model=list[schemas.SilenceOut])
+async def list_silences(_: Viewer, rt: Rt, expired: bool = False) -> object:
+    async with rt.db.session() as session:
+        return await silences.listing(session, rt.clock, expired)
+
+
+@router.delete("/silences/{silence_id}", response_model=schemas.SilenceOut)
+async def expire_silence(silence_id: Annotated[int, "id"], _: Responder, rt: Rt) -> object:
+    """End a silence now."""
+    async with rt.db.transaction() as session:
+        return await silences.expire(session, rt.clock, silence_id)

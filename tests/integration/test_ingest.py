@@ -1,0 +1,347 @@
+"""Alert ingestion over each protocol, dedup, grouping and severity, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tocsin.alerts import service as alerts
+from tocsin.runtime import Runtime
+from tocsin.testing import FakeClock, bearer
+
+
+async def integration(client: httpx.AsyncClient, admin: str, kind: str, **extra: Any) -> str:
+    r = await client.post(
+        "/api/v1/integrations",
+        json={"name": f"{kind}-{len(extra)}", "kind": kind, **extra},
+        headers=bearer(admin),
+    )
+    assert r.status_code == 201, r.text
+    key: str = r.json()["key"]
+    assert len(key) == 32
+    return key
+
+
+def am_alert(name: str, status: str = "firing", **labels: str) -> dict[str, Any]:
+    return {
+        "status": status,
+        "labels": {"alertname": name, **labels},
+        "annotations": {"summary": f"{name} is failing"},
+        "startsAt": "2026-11-26T14:58:00Z",
+        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-26T15:10:00Z",
+        "generatorURL": "http://prometheus.local/graph",
+        "fingerprint": f"{abs(hash(name)) % 16**16:016x}",
+    }
+
+
+def am_webhook(*alerts_: dict[str, Any], group: str = '{}:{alertname="HighErrorRate"}') -> dict[str, Any]:
+    return {
+        "receiver": "tocsin",
+        "status": "firing" if any(a["status"] == "firing" for a in alerts_) else "resolved",
+        "alerts": list(alerts_),
+        "groupLabels": {"alertname": "HighErrorRate"},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.local",
+        "version": "4",
+        "groupKey": group,
+        "truncatedAlerts": 0,
+    }
+
+
+async def incidents(client: httpx.AsyncClient, token: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = (await client.get("/api/v1/incidents", headers=bearer(token))).json()[
+        "items"
+    ]
+    return items
+
+
+async def test_alertmanager_webhook_groups_dedups_and_resolves(
+    client: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
+    key = await integration(client, tokens["admin"], "alertmanager", service="portal")
+    url = f"/api/v1/integrations/alertmanager?key={key}"
+    payload = am_webhook(
+        am_alert("HighErrorRate", severity="warning", component="api"), am_alert("Slow", component="api")
+    )
+    r = await client.post(url, json=payload)
+    assert r.status_code == 200, r.text
+    for _ in range(3):  # repeats and the HA pair's duplicate
+        assert (await client.post(url, json=payload)).status_code == 200
+    found = await incidents(client, tokens["viewer"])
+    assert len(found) == 1
+    inc = found[0]
+    assert inc["source"] == "alert" and inc["severity"] == "P2" and inc["services"] == ["portal"]
+    attached = (
+        await client.get(f"/api/v1/incidents/{inc['id']}/alerts", headers=bearer(tokens["viewer"]))
+    ).json()
+    assert sorted(a["count"] for a in attached) == [4, 4]
+    resolved = am_webhook(
+        am_alert("HighErrorRate", "resolved", component="api"), am_alert("Slow", "resolved", component="api")
+    )
+    assert (await client.post(url, json=resolved)).status_code == 200
+    inc = (await client.get(f"/api/v1/incidents/{inc['id']}", headers=bearer(tokens["viewer"]))).json()
+    assert inc["status"] == "resolved"  # cleared before anyone acknowledged
+    kinds = [
+        e["kind"]
+        for e in (
+            await client.get(f"/api/v1/incidents/{inc['id']}/timeline", headers=bearer(tokens["viewer"]))
+        ).json()
+    ]
+    assert kinds == ["declared", "alert", "alert", "status_change"]
+
+
+async def test_prometheus_v2_alerts_expire_when_not_resent(
+    client: httpx.AsyncClient, tokens: dict[str, str], clock: FakeClock, rt: Runtime
+) -> None:
+    key = await integration(client, tokens["admin"], "prometheus")
+    alert = {"labels": {"alertname": "InstanceDown", "severity": "critical", "component": "application"}}
+    r = await client.post("/api/v2/alerts", json=[alert], headers=bearer(key))
+    assert r.status_code == 200 and r.content == b""
+    clock.advance(minutes=1)
+    r = await client.post(f"/i/{key}/api/v2/alerts", json=[alert])  # the key in Prometheus' path_prefix
+    assert r.status_code == 200
+    inc = (await incidents(client, tokens["viewer"]))[0]
+    assert inc["severity"] == "P0" and inc["components"] == ["application"] and inc["services"] == ["portal"]
+    ack = await client.post(
+        f"/api/v1/incidents/{inc['id']}/acknowledge", json={}, headers=bearer(tokens["responder"])
+    )
+    assert ack.status_code == 200
+    clock.advance(minutes=4)
+    async with rt.db.transaction() as session:
+        assert await alerts.expire(session, clock, rt.policy) == 0
+    clock.advance(minutes=2)
+    async with rt.db.transaction() as session:
+        assert await alerts.expire(session, clock, rt.policy) == 1
+    listed = (
+        await client.get(f"/api/v1/incidents/{inc['id']}/alerts", headers=bearer(tokens["viewer"]))
+    ).json()
+    assert listed[0]["status"] == "resolved" and listed[0]["count"] == 2
+
+
+async def test_prometheus_v2_rejects_like_alertmanager(
+    client: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
+    key = await integration(client, tokens["admin"], "prometheus")
+    r = await client.post("/api/v2/alerts", json=[{"labels": {}}], headers=bearer(key))
+    assert r.status_code == 400 and r.json() == "at least one label pair required"
+    r = await client.post("/api/v2/alerts", json=[{"labels": {"a": "b"}}], headers=bearer("wrong"))
+    assert r.status_code == 401 and isinstance(r.json(), str)
+    r = await client.post(
+        "/api/v2/alerts", content=b"[{", headers={**bearer(key), "content-type": "application/json"}
+    )
+    assert r.status_code == 400 and isinstance(r.json(), str)
+    r = await client.post(
+        "/api/v2/alerts", content=b"labels=x", headers={**bearer(key), "content-type": "text/plain"}
+    )
+    assert r.status_code == 415
+
+
+async def test_pagerduty_events_v2(client: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+    key = await integration(client, tokens["admin"], "pagerduty", service="portal")
+    event = {
+        "routing_key": key,
+        "event_action": "trigger",
+        "payload": {
+            "summary": "Magic link emails failing",
+            "source": "sendgrid",
+            "severity": "error",
+            "component": "email",
+        },
+        "links": [{"href": "https://status.sendgrid.com", "text": "SendGrid status"}],
+    }
+    r = await client.post("/v2/enqueue", json=event)
+    assert r.status_code == 202
+    body = r.json()
+    assert (
+        body["status"] == "success" and body["message"] == "Event processed" and len(body["dedup_key"]) == 32
+    )
+    inc = (await incidents(client, tokens["viewer"]))[0]
+    assert inc["severity"] == "P1" and inc["status"] == "triggered"
+    r = await client.post(
+        "/v2/enqueue",
+        json={"routing_key": key, "event_action": "acknowledge", "dedup_key": body["dedup_key"]},
+    )
+    assert r.status_code == 202
+    inc = (await incidents(client, tokens["viewer"]))[0]
+    assert inc["status"] == "acknowledged"
+    r = await client.post(
+        "/v2/enqueue", json={"routing_key": key, "event_action": "resolve", "dedup_key": body["dedup_key"]}
+    )
+    assert r.status_code == 202
+    assert (await incidents(client, tokens["viewer"]))[0][
+        "status"
+    ] == "acknowledged"  # humans resolve what they own
+
+
+async def test_pagerduty_errors_in_its_own_shape(client: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+    key = await integration(client, tokens["admin"], "pagerduty")
+    r = await client.post(
+        "/v2/enqueue", json={"routing_key": key, "event_action": "trigger", "payload": {"severity": "bad"}}
+    )
+    assert r.status_code == 400
+    body = r.json()
+    assert body["status"] == "invalid event" and body["message"] == "Event object is invalid"
+    assert "'payload.summary' is missing or blank" in body["errors"]
+    r = await client.post("/v2/enqueue", json={"routing_key": key, "event_action": "resolve"})
+    assert r.status_code == 400 and "'dedup_key' is missing or blank" in r.json()["errors"]
+    r = await client.post(
+        "/v2/enqueue",
+        json={
+            "routing_key": "0" * 32,
+            "event_action": "trigger",
+            "payload": {"summary": "s", "source": "s", "severity": "info"},
+        },
+    )
+    assert r.status_code == 400 and r.json()["errors"] == ["Invalid routing key"]
+    r = await client.post(
+        "/v2/enqueue",
+        json={"event_action": "trigger", "payload": {"summary": "s", "source": "s", "severity": "info"}},
+        headers={"X-Routing-Key": key},
+    )
+    assert r.status_code == 202
+    assert await incidents(client, tokens["viewer"]) != []
+
+
+async def test_generic_webhook_and_explicit_severity(
+    client: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
+    key = await integration(client, tokens["admin"], "generic")
+    r = await client.post(
+        "/api/v1/integrations/generic",
+        json={
+            "summary": "Checkout broken",
+            "severity": "P1",
+            "dedup_key": "checkout",
+            "source": "synthetics",
+        },
+        headers=bearer(key),
+    )
+    assert r.status_code == 202 and r.json()["status"] == "opened" and r.json()["incident"] == "INC-1"
+    r = await client.post(
+        "/api/v1/integrations/generic",
+        json={"dedup_key": "checkout", "status": "resolved"},
+        headers=bearer(key),
+    )
+    assert r.json()["status"] == "resolved"
+    r = await client.post(
+        "/api/v1/integrations/generic", json={"summary": "x", "bogus": 1}, headers=bearer(key)
+    )
+    assert r.status_code == 400 and "bogus" in r.json()["error"]["message"]
+
+
+async def test_storm_of_alerts_opens_one_incident_and_a_later_one_a_new_incident(
+    client: httpx.AsyncClient, tokens: dict[str, str], clock: FakeClock
+) -> None:
+    key = await integration(client, tokens["admin"], "prometheus", service="portal")
+    batch = [{"labels": {"alertname": f"EndpointDown{i}", "severity": "warning"}} for i in range(1000)]
+    for start in range(0, 1000, 100):
+        assert (
+            await client.post("/api/v2/alerts", json=batch[start : start + 100], headers=bearer(key))
+        ).status_code == 200
+    found = await incidents(client, tokens["viewer"])
+    assert len(found) == 1
+    listed = (
+        await client.get(
+            f"/api/v1/incidents/{found[0]['id']}/alerts?limit=1000", headers=bearer(tokens["viewer"])
+        )
+    ).json()
+    assert len(listed) == 1000
+    clock.advance(minutes=11)  # past the policy's 10 minute group window
+    await client.post(
+        "/api/v2/alerts", json=[{"labels": {"alertname": "Late", "severity": "warning"}}], headers=bearer(key)
+    )
+    assert len(await incidents(client, tokens["viewer"])) == 2
+
+
+async def test_severity_rises_never_falls(client: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+    key = await integration(client, tokens["admin"], "generic", service="portal")
+    h = bearer(key)
+    send = lambda **body: client.post("/api/v1/integrations/generic", json=body, headers=h)  # noqa: E731
+    await send(summary="Slow responses", severity="warning", dedup_key="slow", component="api")
+    await send(summary="Logins failing", severity="warning", dedup_key="auth", component="authentication")
+    inc = (await incidents(client, tokens["viewer"]))[0]
+    assert inc["severity"] == "P1"
+    await send(summary="Minor", severity="info", dedup_key="minor", component="cdn")
+    assert (await incidents(client, tokens["viewer"]))[0]["severity"] == "P1"
+    timeline = (
+        await client.get(f"/api/v1/incidents/{inc['id']}/timeline", headers=bearer(tokens["viewer"]))
+    ).json()
+    raised = [e for e in timeline if e["kind"] == "severity_change"]
+    assert raised[0]["data"]["to"] == "P1" and "authentication" in raised[0]["data"]["reason"]
+
+
+async def test_complete_outage_raises_to_p0(
+    client: httpx.AsyncClient, tokens: dict[str, str], rt: Runtime
+) -> None:
+    key = await integration(client, tokens["admin"], "generic", service="portal")
+    components = sorted(rt.policy.component_names)
+    for name in components:
+        await client.post(
+            "/api/v1/integrations/generic",
+            json={"summary": f"{name} down", "severity": "warning", "dedup_key": name, "component": name},
+            headers=bearer(key),
+        )
+    inc = (await incidents(client, tokens["viewer"]))[0]
+    assert inc["severity"] == "P0"
+    timeline = (
+        await client.get(f"/api/v1/incidents/{inc['id']}/timeline", headers=bearer(tokens["viewer"]))
+    ).json()
+    assert any("complete outage" in e["data"].get("reason", "") for e in timeline)
+
+
+async def test_silenced_alerts_are_recorded_but_open_nothing(
+    client: httpx.AsyncClient, tokens: dict[str, str], clock: FakeClock
+) -> None:
+    key = await integration(client, tokens["admin"], "prometheus")
+    ends = (clock.now() + timedelta(hours=1)).isoformat()
+    r = await client.post(
+        "/api/v1/silences",
+        json={
+            "matchers": [{"name": "alertname", "value": "Disk.*", "is_regex": True}],
+            "ends_at": ends,
+            "comment": "resizing",
+        },
+        headers=bearer(tokens["responder"]),
+    )
+    assert r.status_code == 201
+    await client.post("/api/v2/alerts", json=[{"labels": {"alertname": "DiskFull"}}], headers=bearer(key))
+    assert await incidents(client, tokens["viewer"]) == []
+    listed = (await client.get("/api/v1/alerts", headers=bearer(tokens["viewer"]))).json()
+    assert listed[0]["muted_by"] == f"silence:{r.json()['id']}"
+
+
+async def test_unknown_key_and_oversized_requests(client: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+    key = await integration(client, tokens["admin"], "alertmanager")
+    r = await client.post(
+        "/api/v1/integrations/alertmanager", json=am_webhook(am_alert("X")), headers=bearer("nope")
+    )
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+    huge = am_webhook(*[am_alert(f"A{i}") for i in range(3)])
+    huge["alerts"][0]["labels"] = {f"l{i}": "x" * 4000 for i in range(300)}
+    r = await client.post("/api/v1/integrations/alertmanager", json=huge, headers=bearer(key))
+    assert r.status_code == 413
+    r = await client.post(
+        "/api/v2/alerts", json=[{"labels": {"a": str(i)}} for i in range(100_000)], headers=bearer(key)
+    )
+    assert r.status_code == 413
+    assert await incidents(client, tokens["viewer"]) == []
+
+
+@pytest.mark.parametrize("limit", [5])
+async def test_rate_limit_answers_429_with_retry_after(
+    client: httpx.AsyncClient, tokens: dict[str, str], rt: Runtime, limit: int
+) -> None:
+    rt.policy = rt.policy.model_copy(
+        update={"alerting": rt.policy.alerting.model_copy(update={"rate_limit_per_minute": limit})}
+    )
+    key = await integration(client, tokens["admin"], "generic")
+    codes = []
+    for i in range(limit + 2):
+        r = await client.post("/api/v1/integrations/generic", json={"summary": f"s{i}"}, headers=bearer(key))
+        codes.append(r.status_code)
+    assert codes[:limit] == [202] * limit and codes[-1] == 429
+    assert int(r.headers["Retry-After"]) >= 1
