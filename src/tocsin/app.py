@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from tocsin import __version__
 from tocsin.alerts import api as alerts_api
 from tocsin.alerts import ingest
+from tocsin.alerts import jobs as alert_jobs
 from tocsin.auth import api as auth_api
 from tocsin.config import Settings
 from tocsin.core import http_errors
@@ -48,7 +49,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if rt.settings.background:
+            rt.loops.start()
         yield
+        await rt.loops.stop()
         await rt.ingestor.close()
         await rt.db.dispose()
 
@@ -59,6 +63,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         lifespan=lifespan,
     )
     app.state.runtime = rt
+    alert_jobs.register(rt)
     http_errors.install(app)
     app.router.routes.extend(ingest.routes)
     for router in (health_api.router, auth_api.router, incidents_api.router, alerts_api.router, pages.router):

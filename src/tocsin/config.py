@@ -23,3 +23,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     session_days: int = Field(default=14, ge=1)
     cookie_secure: bool = False
+    background: bool = Field(
+        default=True, description="run background loops (alert expiry, monitors) in this process"
+    )

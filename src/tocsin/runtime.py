@@ -12,6 +12,7 @@ from tocsin.config import Settings
 from tocsin.core.bus import Bus
 from tocsin.core.clock import Clock
 from tocsin.db.engine import Database
+from tocsin.engine.loops import Loops
 from tocsin.health.metrics import Metrics
 from tocsin.policy.models import Policy
 
@@ -26,6 +27,7 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     ingestor: Ingestor = field(init=False)
     keys: KeyRing = field(init=False)
+    loops: Loops = field(default_factory=Loops)
 
     def __post_init__(self) -> None:
         self.ingestor = Ingestor(self.db, self.clock, self.policy, self.bus)

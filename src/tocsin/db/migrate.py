@@ -19,6 +19,6 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
     """Bring the database at `url` to `revision` (blocking; call from a thread in async code)."""
     command.upgrade(alembic_config(url), revision)

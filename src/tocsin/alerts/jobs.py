@@ -1,0 +1,19 @@
+"""Background work of the alerts domain."""
+
+from __future__ import annotations
+
+from tocsin.alerts import service
+from tocsin.runtime import Runtime
+
+
+async def expire_alerts(rt: Runtime) -> int:
+    """Resolve Prometheus alerts whose endsAt passed without a re-send."""
+    async with rt.db.transaction() as session:
+        count = await service.expire(session, rt.clock, rt.policy)
+    if count:
+        rt.bus.publish("incidents")
+    return count
+
+
+def register(rt: Runtime) -> None:
+    rt.loops.add("alert-expiry", 5.0, lambda: expire_alerts(rt))
