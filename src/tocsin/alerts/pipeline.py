@@ -79,15 +79,22 @@ class Ingestor:
                             job.done.set_exception(exc)
 
     async def _commit(self, batch: list[_Job]) -> None:
-        results: list[list[Outcome]] = []
+        # Jobs of one integration are applied as one ingest call: one lookup of open alerts for all of them.
+        by_integration: dict[int, list[_Job]] = {}
+        for job in batch:
+            by_integration.setdefault(job.integration.id, []).append(job)
+        results: dict[int, list[Outcome]] = {}
         async with self.db.transaction() as session:
-            for job in batch:
-                results.append(
-                    await service.ingest(session, self.clock, self.policy, job.integration, job.signals)
-                )
-        for job, outcome in zip(batch, results, strict=True):
+            for jobs in by_integration.values():
+                signals = [s for job in jobs for s in job.signals]
+                outcomes = await service.ingest(session, self.clock, self.policy, jobs[0].integration, signals)
+                start = 0
+                for job in jobs:
+                    results[id(job)] = outcomes[start : start + len(job.signals)]
+                    start += len(job.signals)
+        for job in batch:
             if not job.done.done():
-                job.done.set_result(outcome)
-        incidents = {o.incident_id for r in results for o in r if o.incident_id is not None}
+                job.done.set_result(results[id(job)])
+        incidents = {o.incident_id for r in results.values() for o in r if o.incident_id is not None}
         if incidents:
             self.bus.publish("incidents", *(f"incident:{i}" for i in incidents))

@@ -117,6 +117,7 @@ async def ingest(
     open_alerts = await _open_alerts(session, integration.id, keys)
     active_silences = await silences.active(session, now)
     outcomes: list[Outcome] = []
+    opened_at_index: list[tuple[int, Alert]] = []
     new: list[Alert] = []
     acked: list[Alert] = []
     resolved: list[Alert] = []
@@ -137,6 +138,7 @@ async def ingest(
             session.add(alert)
             open_alerts[signal.dedup_key] = alert
             new.append(alert)
+            opened_at_index.append((len(outcomes), alert))
             outcomes.append(Outcome(signal.dedup_key, "muted" if silence else "opened"))
         elif alert is None:
             outcomes.append(Outcome(signal.dedup_key, "ignored"))
@@ -151,15 +153,12 @@ async def ingest(
             resolved.append(alert)
             outcomes.append(Outcome(signal.dedup_key, "resolved", alert.id, alert.incident_id))
     await session.flush()
-    placed = await _group(session, clock, policy, integration, new, actor, now)
+    await _group(session, clock, policy, integration, new, actor, now)
     await _after_acknowledge(session, clock, policy, acked, actor)
     await after_resolve(session, clock, policy, resolved, actor)
-    return [
-        Outcome(o.dedup_key, o.result, placed[o.dedup_key].id, placed[o.dedup_key].incident_id)
-        if o.result in ("opened", "muted")
-        else o
-        for o in outcomes
-    ]
+    for index, alert in opened_at_index:
+        outcomes[index] = Outcome(alert.dedup_key, outcomes[index].result, alert.id, alert.incident_id)
+    return outcomes
 
 
 async def _group(
@@ -170,7 +169,7 @@ async def _group(
     new: list[Alert],
     actor: str,
     now: datetime,
-) -> dict[str, Alert]:
+) -> None:
     """Attach new alerts to their group's incident, opening incidents for new groups."""
     groups: dict[tuple[str, str], AlertGroup | None] = {}
     touched: dict[int, grouping.Attached] = {}
@@ -207,7 +206,6 @@ async def _group(
         await grouping.record(session, clock, attached, integration.name, actor)
         if attached.opened and is_open(attached.incident.status):
             await grouping.raise_severity(session, clock, policy, attached.incident, attached.opened, actor)
-    return {a.dedup_key: a for a in new}
 
 
 async def _incidents_of(session: AsyncSession, alerts: list[Alert]) -> list[Incident]:
