@@ -20,8 +20,15 @@ from tocsin.db.engine import Database
 from tocsin.health import api as health_api
 from tocsin.health.metrics import MetricsMiddleware
 from tocsin.incidents import api as incidents_api
+from tocsin.monitors import api as monitors_api
+from tocsin.monitors import detector_api, detector_jobs
+from tocsin.monitors import jobs as monitor_jobs
 from tocsin.policy.loader import default_policy, load_policy
 from tocsin.policy.models import Policy
+from tocsin.reports import api as reports_api
+from tocsin.reports import jobs as report_jobs
+from tocsin.reports import pages as report_pages
+from tocsin.reports import smtp as report_smtp
 from tocsin.runtime import Runtime
 from tocsin.web import pages
 
@@ -49,9 +56,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        mail = await report_smtp.start(rt)  # before the loops: a taken port fails the start cleanly
         if rt.settings.background:
             rt.loops.start()
         yield
+        if mail is not None:
+            mail.close()
         await rt.loops.stop()
         await rt.ingestor.close()
         await rt.db.dispose()
@@ -64,9 +74,23 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     app.state.runtime = rt
     alert_jobs.register(rt)
+    monitor_jobs.register(rt)
+    report_jobs.register(rt)
+    detector_jobs.register(rt)
     http_errors.install(app)
     app.router.routes.extend(ingest.routes)
-    for router in (health_api.router, auth_api.router, incidents_api.router, alerts_api.router, pages.router):
+    app.router.routes.extend(detector_api.routes)
+    for router in (
+        health_api.router,
+        auth_api.router,
+        incidents_api.router,
+        alerts_api.router,
+        detector_api.router,
+        monitors_api.router,
+        reports_api.router,
+        pages.router,
+        report_pages.router,
+    ):
         app.include_router(router)
     pages.mount_static(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=rt.settings.max_body_bytes)

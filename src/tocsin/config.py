@@ -26,3 +26,10 @@ class Settings(BaseSettings):
     background: bool = Field(
         default=True, description="run background loops (alert expiry, monitors) in this process"
     )
+    smtp_listen: str | None = Field(
+        default=None,
+        description="HOST:PORT for the inbound SMTP listener that turns mail to support_address into user reports; off when unset",
+    )
+    support_address: str = Field(
+        default="support@localhost", description="the address whose mail becomes user reports"
+    )

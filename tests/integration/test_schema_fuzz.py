@@ -11,7 +11,6 @@ import asyncio
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -33,7 +32,7 @@ from tocsin.app import build_runtime, create_app
 from tocsin.auth.roles import Role
 from tocsin.config import Settings
 from tocsin.db.engine import Database
-from tocsin.testing import FakeClock, bearer, migrated_sqlite, reset, user_with_token
+from tocsin.testing import FakeClock, bearer, reset, user_with_token
 
 CHECKS = [
     not_a_server_error,
@@ -54,12 +53,18 @@ async def _seed(url: str, clock: FakeClock) -> str:
         if not db.is_sqlite:
             await reset(db)
         token = await user_with_token(db, clock, "fuzz-admin", Role.admin)
-        app = create_app(runtime=build_runtime(Settings(database_url=url), clock=clock, db=db))
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tocsin.test") as c:
+        app = create_app(
+            runtime=build_runtime(Settings(database_url=url, background=False), clock=clock, db=db)
+        )
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://tocsin.test"
+        ) as c:
             body = {"title": "Application completely down", "severity": "P1", "components": ["api"]}
             r = await c.post("/api/v1/incidents", json=body, headers=bearer(token))
             assert r.status_code == 201, r.text
-            r = await c.post("/api/v1/incidents/INC-1/hypotheses", json={"text": "bad deploy"}, headers=bearer(token))
+            r = await c.post(
+                "/api/v1/incidents/INC-1/hypotheses", json={"text": "bad deploy"}, headers=bearer(token)
+            )
             assert r.status_code == 201, r.text
     finally:
         await db.dispose()
@@ -71,7 +76,7 @@ def fuzz_target(database_url: str) -> Iterator[tuple[FastAPI, str]]:
     url = database_url
     clock = FakeClock()
     token = asyncio.run(_seed(url, clock))
-    app = create_app(runtime=build_runtime(Settings(database_url=url), clock=clock))
+    app = create_app(runtime=build_runtime(Settings(database_url=url, background=False), clock=clock))
     yield app, token
     # Runs every app's lifespan shutdown on schemathesis' loop, which disposes their engines there.
     asgi.shutdown_lifespans()
@@ -79,7 +84,7 @@ def fuzz_target(database_url: str) -> Iterator[tuple[FastAPI, str]]:
 
 # The spec does not depend on the database: read it from an app that never touches one, and send
 # each case to the fixture's app (`app=`), whose database is seeded.
-_spec_app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))
+_spec_app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:", background=False))
 schema = schemathesis.openapi.from_asgi(
     "/openapi.json",
     _spec_app,

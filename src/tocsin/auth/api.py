@@ -8,10 +8,10 @@ from tocsin.auth import schemas, service
 from tocsin.auth.deps import require
 from tocsin.auth.roles import Role
 from tocsin.auth.service import Principal
-from tocsin.core.http_errors import API_ERRORS, responses
+from tocsin.core.http_errors import responses
 from tocsin.runtime import Runtime, runtime
 
-router = APIRouter(prefix="/api/v1", tags=["auth"], responses=API_ERRORS)
+router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 
 @router.get("/me", response_model=schemas.UserOut, responses=responses(404))

@@ -94,17 +94,32 @@ async def _bootstrap(settings: Settings) -> auth.Bootstrap | None:
 def serve(
     host: Annotated[str | None, typer.Option(help="address to bind (TOCSIN_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (TOCSIN_PORT)")] = None,
+    smtp_listen: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HOST:PORT",
+            help="also take user reports by email: an SMTP listener for the support address (TOCSIN_SMTP_LISTEN)",
+        ),
+    ] = None,
 ) -> None:
     """Run the API, the console and the engine in one process (migrates the database first)."""
     import uvicorn
 
     from tocsin.app import create_app
+    from tocsin.reports.smtp import parse_listen
 
     settings = Settings()
     if host:
         settings.host = host
     if port:
         settings.port = port
+    if smtp_listen:
+        settings.smtp_listen = smtp_listen
+    if settings.smtp_listen:
+        try:
+            parse_listen(settings.smtp_listen)
+        except ValueError as exc:
+            raise fail(f"--smtp-listen: {exc}") from None
     try:
         if settings.policy:
             load_policy(settings.policy)
@@ -128,6 +143,11 @@ def serve(
         )
         out.print(f"export TOCSIN_URL={url} TOCSIN_TOKEN={first.token}", highlight=False, soft_wrap=True)
     out.print(f"Tocsin listening on {url}", highlight=False)
+    if settings.smtp_listen:
+        out.print(
+            f"User reports by email: mail to {settings.support_address} via SMTP on {settings.smtp_listen}",
+            highlight=False,
+        )
     sys.stdout.flush()
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False

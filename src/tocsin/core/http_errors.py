@@ -28,6 +28,8 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
 }
 _FASTAPI_PARSE_FAILURE = "There was an error parsing the body"
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+_REF = "#/components/schemas/"
 _NOT_AN_OBJECT = ("model_attributes_type", "dict_type", "model_type")
 
 
@@ -67,7 +69,8 @@ def responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in status_codes}
 
 
-# What any authenticated JSON route may answer besides its success.
+# What any authenticated JSON route may answer besides its success (document_errors adds these
+# to every operation anyway; declaring them on a router is harmless).
 API_ERRORS = responses(400, 401, 403, 413, 415, 422, 503)
 
 
@@ -111,7 +114,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     details = [
         {
             "field": field_name(e.get("loc", ())),
-            "message": _whole_body_message(e) or str(e.get("msg", "invalid")),
+            "message": _whole_body_message(e) or str(e.get("msg", "invalid")).removeprefix("Value error, "),
         }
         for e in errors
     ]
@@ -163,7 +166,56 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("internal", "internal error; see the server log", None), status_code=500)
 
 
+def _error_response(status_code: int) -> dict[str, Any]:
+    schema = {"$ref": f"{_REF}ErrorBody"}
+    return {"description": _DESCRIPTIONS[status_code], "content": {"application/json": {"schema": schema}}}
+
+
+def document_errors(spec: dict[str, Any]) -> dict[str, Any]:
+    """Add to an OpenAPI document the errors the app-wide handlers give any operation.
+
+    The body limit (413) and the database (503) apply to every route; malformed or non-JSON
+    bodies (400, 415) to those with a body; 401 and 403 to those with a security requirement;
+    404 to those with path parameters; 422 is our ErrorBody, not FastAPI's HTTPValidationError.
+    Routes declare the rest (a 404 or 409 from the domain) themselves with `responses()`.
+    """
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    body = ErrorBody.model_json_schema(ref_template=_REF + "{model}")
+    schemas.update(body.pop("$defs", {}))
+    schemas["ErrorBody"] = body
+    for item in spec.get("paths", {}).values():
+        for method, operation in item.items():
+            if method not in _METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            statuses = [413, 503]
+            if "requestBody" in operation:
+                statuses += [400, 415, 422]
+            if operation.get("security"):
+                statuses += [401, 403]
+            parameters = operation.get("parameters", [])
+            if parameters:
+                statuses.append(422)
+            if any(p.get("in") == "path" for p in parameters):
+                statuses.append(404)  # a malformed path parameter names nothing
+            for status in statuses:
+                responses.setdefault(str(status), _error_response(status))
+            validation = responses.get("422", {}).get("content", {}).get("application/json", {})
+            if validation.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                responses["422"] = _error_response(422)
+    return spec
+
+
 def install(app: FastAPI) -> None:
+    """Answer every error in our shape, and say so in the app's OpenAPI document."""
+    make_spec = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(make_spec())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(TocsinError, _tocsin_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

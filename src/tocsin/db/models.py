@@ -4,14 +4,26 @@ from tocsin.alerts.models import Alert, AlertGroup, Integration, Silence
 from tocsin.auth.models import ApiToken, User, WebSession
 from tocsin.db.base import Base
 from tocsin.incidents.models import Incident, RoleAssignment, TimelineEvent
+from tocsin.monitors.detector_models import ErrorRateState, HeartbeatState
+from tocsin.monitors.models import MonitorDaily, MonitorHourly, MonitorLease, MonitorResult, MonitorState
+from tocsin.reports.models import Report, ReportBurst
 
 __all__ = [
     "Alert",
     "AlertGroup",
     "ApiToken",
     "Base",
+    "ErrorRateState",
+    "HeartbeatState",
     "Incident",
     "Integration",
+    "MonitorDaily",
+    "MonitorHourly",
+    "MonitorLease",
+    "MonitorResult",
+    "MonitorState",
+    "Report",
+    "ReportBurst",
     "RoleAssignment",
     "Silence",
     "TimelineEvent",

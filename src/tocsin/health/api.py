@@ -36,7 +36,7 @@ async def health(rt: Annotated[Runtime, Depends(runtime)]) -> JSONResponse:
     responses={
         200: {"model": MonitoringOut},
         401: {"model": ErrorBody, "description": "metrics and errors need a token"},
-        **responses(403, 422),
+        **responses(403),
         503: {"model": MonitoringOut | ErrorBody, "description": _UNHEALTHY},
     },
 )
@@ -77,7 +77,6 @@ async def monitoring(
             "description": "Prometheus text format",
             "content": {"text/plain": {"schema": {"type": "string"}}},
         },
-        **responses(401, 403, 503),
     },
 )
 async def metrics(

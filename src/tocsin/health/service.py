@@ -17,20 +17,21 @@ from tocsin.incidents import sla
 PING_TIMEOUT_SECONDS = 3.0
 
 
-async def database_status(db: Database, timeout: float = PING_TIMEOUT_SECONDS) -> tuple[bool, str]:
-    """Whether a `SELECT 1` succeeds within `timeout` seconds, and why not."""
+async def database_status(db: Database, within: float = PING_TIMEOUT_SECONDS) -> tuple[bool, str]:
+    """Whether a `SELECT 1` succeeds within `within` seconds, and why not."""
     try:
-        await asyncio.wait_for(db.ping(), timeout)
+        async with asyncio.timeout(within):
+            await db.ping()
     except TimeoutError:
-        return False, f"no answer within {timeout:g} s"
+        return False, f"no answer within {within:g} s"
     except Exception as exc:  # any failure to reach the database is the answer, not an error
         return False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreachable'}"
     return True, "ok"
 
 
-async def health(db: Database, timeout: float = PING_TIMEOUT_SECONDS) -> dict[str, Any]:
-    """Tocsin's health: `status` is `ok` only when the database answers."""
-    ok, detail = await database_status(db, timeout)
+async def health(db: Database, within: float = PING_TIMEOUT_SECONDS) -> dict[str, Any]:
+    """Tocsin's health: `status` is `ok` only when the database answers within `within` seconds."""
+    ok, detail = await database_status(db, within)
     return {
         "status": "ok" if ok else "unhealthy",
         "version": __version__,

@@ -14,7 +14,7 @@ from tocsin.auth.deps import require
 from tocsin.auth.roles import Role
 from tocsin.auth.service import Principal
 from tocsin.core.errors import Conflict
-from tocsin.core.http_errors import API_ERRORS, responses
+from tocsin.core.http_errors import responses
 from tocsin.core.ids import incident_ref
 from tocsin.incidents import present, schemas, service, timeline
 from tocsin.incidents.lifecycle import Status
@@ -22,7 +22,7 @@ from tocsin.incidents.models import Incident
 from tocsin.incidents.timeline import EventKind
 from tocsin.runtime import Runtime, runtime
 
-router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"], responses=API_ERRORS)
+router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
 Viewer = Annotated[Principal, Depends(require(Role.viewer))]
 Responder = Annotated[Principal, Depends(require(Role.responder))]

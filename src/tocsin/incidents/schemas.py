@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from tocsin.incidents.lifecycle import Status
 
@@ -29,12 +29,20 @@ def _one_line(value: str) -> str:
     return value.strip()
 
 
+def _date_time_text(value: object) -> object:
+    # Pydantic would read 0 or 1.7e9 as seconds since 1970; the API documents an ISO 8601 string.
+    if isinstance(value, int | float):
+        raise ValueError("must be an ISO 8601 date-time string with a time zone, e.g. 2026-11-26T15:00:00Z")
+    return value
+
+
 Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
 Text = Annotated[str, Field(max_length=20_000), AfterValidator(_no_control)]
 LongText = Annotated[str, Field(max_length=200_000), AfterValidator(_no_control)]
 Reason = Annotated[str, Field(min_length=1, max_length=2_000), AfterValidator(_no_control)]
 Person = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@ -]{0,63}$")]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+DateTime = Annotated[datetime, BeforeValidator(_date_time_text)]
 SeverityKey = Annotated[str, Field(pattern=r"^P[0-9]$", examples=["P1"])]
 Source = Literal["manual", "alert", "monitor", "user_report"]
 RoleKind = Literal["commander", "scribe", "communications", "responder"]
@@ -56,7 +64,7 @@ class IncidentCreate(Strict):
         description="default: true for the two most severe levels (P0, P1), else false",
     )
     source: Source = "manual"
-    detected_at: datetime | None = Field(default=None, description="when the trouble began; default now")
+    detected_at: DateTime | None = Field(default=None, description="when the trouble began; default now")
     commander: Person | None = None
 
 

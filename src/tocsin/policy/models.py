@@ -18,8 +18,8 @@ from pydantic import (
 )
 
 from tocsin.core.calendar import BusinessCalendar
-from tocsin.policy.alerting import AlertingPolicy
 from tocsin.core.durations import format_duration
+from tocsin.policy.alerting import AlertingPolicy
 from tocsin.policy.content import (
     Checklists,
     Mitigation,
@@ -29,6 +29,7 @@ from tocsin.policy.content import (
     Templates,
     unique_names,
 )
+from tocsin.policy.detectors import ErrorRates, Heartbeats
 from tocsin.policy.fields import (
     ChannelPrefix,
     Duration,
@@ -41,6 +42,7 @@ from tocsin.policy.fields import (
     custom_error,
     to_duration,
 )
+from tocsin.policy.monitors import MonitorSpec, check_monitors
 
 PageTarget = Literal["primary", "backup", "full_team", "management"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -214,6 +216,7 @@ class Policy(PolicyModel):
     escalation_chains: dict[Slug, EscalationChain] = Field(default_factory=lambda: _seed().escalation_chains)
     services: list[Service] = []
     alerting: AlertingPolicy = Field(default_factory=lambda: _seed().alerting)
+    monitors: list[MonitorSpec] = []
     workflow: list[Phase] = Field(default_factory=lambda: _seed().workflow)
     checklists: Checklists = Field(default_factory=lambda: _seed().checklists)
     postmortem: PostmortemPolicy = Field(default_factory=lambda: _seed().postmortem)
@@ -221,6 +224,8 @@ class Policy(PolicyModel):
     scenarios: list[Scenario] = []
     mitigations: list[Mitigation] = []
     resources: list[Section] = []
+    heartbeats: Heartbeats = []
+    error_rates: ErrorRates = []
 
     @field_validator("timezone")
     @classmethod
@@ -265,6 +270,14 @@ class Policy(PolicyModel):
                     raise custom_error("duplicate", f'service or component "{name}" is defined twice')
                 seen.add(name)
         return services
+
+    @field_validator("monitors")
+    @classmethod
+    def _monitors_watch_known_components(cls, monitors: list[MonitorSpec], info: ValidationInfo) -> Any:
+        services: list[Service] | None = info.data.get("services")
+        if services is None:  # services were invalid: that is the error to report
+            return monitors
+        return check_monitors(monitors, {c.name for s in services for c in s.components})
 
     @field_validator("scenarios", "mitigations", "workflow")
     @classmethod

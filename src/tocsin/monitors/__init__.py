@@ -1,0 +1,1 @@
+"""Tocsin's own detectors: health checks, heartbeats, error-rate spikes."""
