@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,7 +73,10 @@ async def open_incident(
         services=[alert.service] if alert.service else [],
         components=[alert.component] if alert.component else [],
         source=SOURCE_BY_KIND.get(kind, "alert"),
-        detected_at=min(alert.starts_at, clock.now()),
+        # An alert that began long ago (a Prometheus rule firing for weeks) still opens an incident.
+        detected_at=max(
+            min(alert.starts_at, clock.now()), clock.now() - incidents.MAX_BACKDATE + timedelta(minutes=1)
+        ),
     )
     return await incidents.declare(session, clock, policy, actor, data)
 

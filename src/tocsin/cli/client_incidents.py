@@ -70,12 +70,12 @@ def declare(
     customer_facing: Annotated[
         bool | None,
         typer.Option(
-            "--customer-facing/--internal", help="whether customers see it [default: yes for P0, P1]"
+            "--customer-facing/--internal", help="whether customers see it (default: yes for P0 and P1)"
         ),
     ] = None,
     commander: Annotated[str | None, typer.Option(help="the incident commander")] = None,
     detected_at: Annotated[
-        str | None, typer.Option("--detected-at", help="when the trouble began, ISO 8601 [default: now]")
+        str | None, typer.Option("--detected-at", help="when the trouble began, ISO 8601 (default: now)")
     ] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,

@@ -11,6 +11,10 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+
+from tocsin.alerts import integrations
 from tocsin.auth import service as auth
 from tocsin.auth.roles import Role
 from tocsin.config import Settings
@@ -19,6 +23,7 @@ from tocsin.core.errors import TocsinError
 from tocsin.db import migrate
 from tocsin.db.engine import Database
 from tocsin.policy.loader import PolicyError, default_policy, load_policy
+from tocsin.policy.models import Policy
 
 out = Console()
 err = Console(stderr=True)
@@ -32,14 +37,33 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def load_settings() -> Settings:
+    """The TOCSIN_* settings, or a one-line error naming the bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "TOCSIN_" + "_".join(str(p) for p in first["loc"]).upper()
+        raise fail(f"{name}: {first['msg']}") from None
+
+
+def shown(url: str) -> str:
+    """A database URL fit for a log: the password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: show nothing of it
+        return "(unparseable database URL)"
+
+
 def upgrade() -> None:
     """Migrate the database to the newest schema."""
-    settings = Settings()
+    settings = load_settings()
     try:
         migrate.upgrade(settings.database_url)
     except Exception as exc:  # a wrong URL or a down server is a one-line error, not a traceback
-        raise fail(f"cannot migrate {settings.database_url}: {str(exc).splitlines()[0]}") from None
-    out.print(f"database at {settings.database_url} is up to date")
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise fail(f"cannot migrate {shown(settings.database_url)}: {detail}") from None
+    out.print(f"database at {shown(settings.database_url)} is up to date", highlight=False)
 
 
 def check(file: Annotated[Path, typer.Argument(help="the policy file to check")]) -> None:
@@ -48,13 +72,18 @@ def check(file: Annotated[Path, typer.Argument(help="the policy file to check")]
         policy = load_policy(file)
     except PolicyError as exc:
         for issue in exc.issues:
-            err.print(str(issue), highlight=False, markup=False)
+            err.print(str(issue), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    out.print(f"{file}: ok ({len(policy.severities)} severities, {len(policy.services)} services)")
+    services = len(policy.services)
+    out.print(
+        f"{file}: ok ({len(policy.severities)} severities, {services} service{'s' if services != 1 else ''})",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 async def _create_token(user: str, name: str, role: str | None) -> str:
-    settings = Settings()
+    settings = load_settings()
     db = Database(settings.database_url)
     try:
         async with db.transaction() as session:
@@ -82,11 +111,14 @@ def token_create(
     out.print(token, highlight=False)
 
 
-async def _bootstrap(settings: Settings) -> auth.Bootstrap | None:
+async def _bootstrap(settings: Settings, policy: Policy) -> tuple[auth.Bootstrap | None, list[str]]:
+    """Create the first admin if none exists, and the integrations the policy declares."""
     db = Database(settings.database_url)
     try:
         async with db.transaction() as session:
-            return await auth.bootstrap(session, SystemClock(), settings.bootstrap_token)
+            first = await auth.bootstrap(session, SystemClock(), settings.bootstrap_token)
+            problems = await integrations.sync_policy(session, SystemClock(), policy)
+        return first, problems
     finally:
         await db.dispose()
 
@@ -108,7 +140,7 @@ def serve(
     from tocsin.app import create_app
     from tocsin.reports.smtp import parse_listen
 
-    settings = Settings()
+    settings = load_settings()
     if host:
         settings.host = host
     if port:
@@ -121,27 +153,31 @@ def serve(
         except ValueError as exc:
             raise fail(f"--smtp-listen: {exc}") from None
     try:
-        if settings.policy:
-            load_policy(settings.policy)
-        else:
-            default_policy()
+        policy = load_policy(settings.policy) if settings.policy else default_policy()
     except PolicyError as exc:
         for issue in exc.issues:
-            err.print(str(issue), highlight=False, markup=False)
+            err.print(str(issue), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
     upgrade()
-    first = asyncio.run(_bootstrap(settings))
+    first, problems = asyncio.run(_bootstrap(settings, policy))
+    for problem in problems:
+        err.print(f"warning: {problem}", highlight=False, markup=False, soft_wrap=True)
     url = f"http://{settings.host}:{settings.port}"
     if first is not None:
         out.print(
             Panel.fit(
                 f"Console: {url}/login  user [bold]{first.user}[/bold]  password [bold]{first.password}[/bold]\n"
-                f"API token (shown once): [bold]{first.token}[/bold]",
+                + (
+                    "API token: the one in TOCSIN_BOOTSTRAP_TOKEN"
+                    if settings.bootstrap_token
+                    else f"API token (shown once): [bold]{first.token}[/bold]"
+                ),
                 title="first start: admin created",
             ),
             highlight=False,
         )
-        out.print(f"export TOCSIN_URL={url} TOCSIN_TOKEN={first.token}", highlight=False, soft_wrap=True)
+        if not settings.bootstrap_token:
+            out.print(f"export TOCSIN_URL={url} TOCSIN_TOKEN={first.token}", highlight=False, soft_wrap=True)
     out.print(f"Tocsin listening on {url}", highlight=False)
     if settings.smtp_listen:
         out.print(

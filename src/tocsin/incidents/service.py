@@ -171,6 +171,13 @@ async def change_status(
 ) -> Incident:
     """Move the incident along its lifecycle; 409 naming the allowed moves when it may not go there."""
     current = Status(incident.status)
+    if new is current:
+        raise Conflict(
+            f"{incident_ref(incident.id)} is already {current.value}",
+            field="status",
+            current=current.value,
+            allowed=[s.value for s in allowed(current)],
+        )
     if new not in allowed(current):
         options = ", ".join(s.value for s in allowed(current)) or "none (reopen it first)"
         raise Conflict(
@@ -336,20 +343,24 @@ async def post_update(
     return append(session, incident, EventKind.update, actor, now, {"text": text})
 
 
+async def _hypothesis_events(session: AsyncSession, incident: Incident) -> list[TimelineEvent]:
+    query = (
+        select(TimelineEvent)
+        .where(TimelineEvent.incident_id == incident.id, TimelineEvent.kind == EventKind.hypothesis.value)
+        .order_by(TimelineEvent.seq)
+    )
+    return list(await session.scalars(query))
+
+
 async def propose_hypothesis(
     session: AsyncSession, clock: Clock, incident: Incident, actor: str, text: str
 ) -> TimelineEvent:
+    """Propose a hypothesis; hypotheses are numbered 1, 2, 3 within their incident."""
+    proposed = [e for e in await _hypothesis_events(session, incident) if e.data.get("state") == "proposed"]
     now = clock.now()
     _touch(incident, now)
-    seq = incident.last_seq + 1
-    return append(
-        session,
-        incident,
-        EventKind.hypothesis,
-        actor,
-        now,
-        {"hypothesis": seq, "text": text, "state": "proposed"},
-    )
+    data = {"hypothesis": len(proposed) + 1, "text": text, "state": "proposed"}
+    return append(session, incident, EventKind.hypothesis, actor, now, data)
 
 
 async def settle_hypothesis(
@@ -361,14 +372,15 @@ async def settle_hypothesis(
     actor: str,
 ) -> TimelineEvent:
     """Record that a hypothesis was confirmed or refuted, with what showed it."""
-    proposed = await session.scalar(
-        select(TimelineEvent).where(
-            TimelineEvent.incident_id == incident.id,
-            TimelineEvent.seq == hypothesis,
-            TimelineEvent.kind == EventKind.hypothesis.value,
-        )
+    proposed = next(
+        (
+            e
+            for e in await _hypothesis_events(session, incident)
+            if e.data.get("hypothesis") == hypothesis and e.data.get("state") == "proposed"
+        ),
+        None,
     )
-    if proposed is None or proposed.data.get("state") != "proposed":
+    if proposed is None:
         raise NotFound(f"no hypothesis {hypothesis} on {incident_ref(incident.id)}", field="hypothesis")
     now = clock.now()
     _touch(incident, now)

@@ -70,6 +70,19 @@ class AlertingPolicy(PolicyModel):
                 raise custom_error("duplicate", f'integration "{name}" is defined twice')
         return items
 
+    def severity_references(self) -> list[tuple[str, str]]:
+        """(field, severity key) of every severity this section names."""
+        refs = [("default_severity", self.default_severity)]
+        if self.complete_outage_severity:
+            refs.append(("complete_outage_severity", self.complete_outage_severity))
+        refs += [(f"severity_rules.{i}.severity", r.severity) for i, r in enumerate(self.severity_rules)]
+        for i, spec in enumerate(self.integrations):
+            refs += [
+                (f"integrations.{i}.severity_rules.{j}.severity", r.severity)
+                for j, r in enumerate(spec.severity_rules)
+            ]
+        return refs
+
     def severity_for(self, labels: dict[str, str], extra: tuple[SeverityRule, ...] = ()) -> tuple[str, str]:
         """The first matching rule's severity and reason (integration rules first), else the default."""
         for rule in [*extra, *self.severity_rules]:
