@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -18,7 +19,15 @@ from tocsin.db import migrate
 from tocsin.db.engine import Database
 from tocsin.db.models import Base
 
-__all__ = ["FakeClock", "bearer", "migrated_sqlite", "postgres_database", "reset", "user_with_token"]
+__all__ = [
+    "FakeClock",
+    "bearer",
+    "running_server",
+    "migrated_sqlite",
+    "postgres_database",
+    "reset",
+    "user_with_token",
+]
 
 
 def migrated_sqlite(template: Path, target: Path) -> str:
@@ -65,3 +74,28 @@ async def user_with_token(
 def bearer(token: str) -> dict[str, str]:
     """The Authorization header for an API token."""
     return {"Authorization": f"Bearer {token}"}
+
+
+@contextmanager
+def running_server(app: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free 127.0.0.1 port in a thread; yields its base URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, ws="none", log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="tocsin-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

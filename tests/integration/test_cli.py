@@ -6,8 +6,6 @@ import asyncio
 import json
 import re
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import text
 from typer.testing import CliRunner, Result
 
@@ -24,7 +21,7 @@ from tocsin.auth import service as auth
 from tocsin.cli.main import app
 from tocsin.config import Settings
 from tocsin.db.engine import Database
-from tocsin.testing import FakeClock, bearer, reset
+from tocsin.testing import FakeClock, bearer, reset, running_server
 
 ADMIN_TOKEN = "tok_cli-test-admin-token"
 runner = CliRunner()
@@ -61,23 +58,11 @@ def tocsin(database_url: str) -> Iterator[Tocsin]:
     """A Tocsin server on a free port, its clock set to the wall clock so the CLI's countdowns agree."""
     asyncio.run(_prepare(database_url))
     # The engine connects lazily: built here, used only on the server thread's event loop.
-    rt = build_runtime(Settings(database_url=database_url), clock=FakeClock(datetime.now(UTC)))
-    config = uvicorn.Config(
-        create_app(runtime=rt), host="127.0.0.1", port=0, ws="none", log_level="warning", access_log=False
+    rt = build_runtime(
+        Settings(database_url=database_url, background=False), clock=FakeClock(datetime.now(UTC))
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="tocsin-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield Tocsin(url=f"http://127.0.0.1:{port}", database_url=database_url)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with running_server(create_app(runtime=rt)) as url:
+        yield Tocsin(url=url, database_url=database_url)
 
 
 def one_error_line(result: Result) -> str:

@@ -113,6 +113,9 @@ class Api:
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self._send("POST", path, json=body if body is not None else {})
 
+    def delete(self, path: str) -> Any:
+        return self._send("DELETE", path)
+
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             with httpx.Client(base_url=self.url, timeout=self._timeout, headers=self._headers) as client:

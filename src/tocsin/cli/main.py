@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tocsin.cli import client_auth, client_incidents, server
+from tocsin.cli import client_alerts, client_auth, client_incidents, server
 
 app = typer.Typer(
     name="tocsin",
@@ -14,4 +14,7 @@ app = typer.Typer(
 )
 server.register(app)
 app.add_typer(client_incidents.app, name="incident")
+app.add_typer(client_alerts.integration_app, name="integration")
+app.add_typer(client_alerts.silence_app, name="silence")
+app.add_typer(client_alerts.alert_app, name="alert")
 client_auth.register(app)

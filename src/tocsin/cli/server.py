@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.panel import Panel
-
-from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from tocsin.alerts import integrations

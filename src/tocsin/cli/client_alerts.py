@@ -1,0 +1,171 @@
+"""`tocsin integration ...`, `tocsin silence ...`, `tocsin alert list`: alert sources and muting."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tocsin.cli.http import DEFAULT_URL, EXIT_CODES, USAGE_ERROR, Json, Token, Url, connect, emit_json, fail
+from tocsin.core.durations import parse_duration
+
+integration_app = typer.Typer(help="Alert sources and their secret keys (admin).", no_args_is_help=True)
+silence_app = typer.Typer(help="Mute alerts that match labels, for a while.", no_args_is_help=True)
+alert_app = typer.Typer(help="Alerts received from integrations, monitors and reports.", no_args_is_help=True)
+out = Console()
+
+ENDPOINT_HINT = {
+    "alertmanager": "Alertmanager webhook_configs url: {url}/api/v1/integrations/alertmanager?key={key}",
+    "prometheus": "Prometheus alerting.alertmanagers: target {host}, authorization credentials {key}",
+    "pagerduty": "PagerDuty Events v2: POST {url}/v2/enqueue with routing_key {key}",
+    "generic": "POST {url}/api/v1/integrations/generic with Authorization: Bearer {key}",
+    "heartbeat": "POST {url}/api/v1/heartbeats/NAME?key={key}",
+    "sentry": "Sentry webhook: {url}/api/v1/integrations/sentry?key={key}",
+}
+
+
+@integration_app.command("create", epilog=EXIT_CODES)
+def create(
+    name: Annotated[str, typer.Argument(help="lowercase name, e.g. prod-alertmanager")],
+    kind: Annotated[
+        str, typer.Option(help="alertmanager, prometheus, pagerduty, generic, heartbeat or sentry")
+    ],
+    service: Annotated[str | None, typer.Option(help="the policy service its alerts belong to")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+) -> None:
+    """Create an integration and print its secret key (shown once)."""
+    body: dict[str, object] = {"name": name, "kind": kind, "service": service}
+    created = connect(url, token).post("/api/v1/integrations", body)
+    if as_json:
+        emit_json(created)
+        return
+    typer.echo(created["key"])
+    hint = ENDPOINT_HINT.get(kind, "").format(
+        url=url.rstrip("/"), key=created["key"], host=re.sub(r"^https?://", "", url.rstrip("/"))
+    )
+    if hint:
+        typer.echo(hint, err=True)
+
+
+@integration_app.command("list", epilog=EXIT_CODES)
+def list_integrations(url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False) -> None:
+    """Integrations (keys are never shown again)."""
+    rows = connect(url, token).get("/api/v1/integrations")
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("name", "kind", "service", "from policy", "created")
+    for r in rows:
+        table.add_row(
+            r["name"], r["kind"], r["service"] or "-", "yes" if r["from_policy"] else "", r["created_at"][:16]
+        )
+    out.print(table)
+
+
+def _matcher(text: str) -> dict[str, object]:
+    match = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)(=~|!~|!=|=)(.*)", text)
+    if match is None:
+        fail(f"{text!r} is not a matcher: name=value, name!=value, name=~regex or name!~regex", USAGE_ERROR)
+    name, op, value = match.groups()
+    return {"name": name, "value": value, "is_regex": "~" in op, "is_equal": not op.startswith("!")}
+
+
+@silence_app.command("add", epilog=EXIT_CODES)
+def add(
+    match: Annotated[
+        list[str], typer.Option("--match", "-m", help="name=value, name!=value, name=~regex, name!~regex")
+    ],
+    for_: Annotated[str, typer.Option("--for", help="how long, e.g. 2h")] = "1h",
+    comment: Annotated[str, typer.Option(help="why")] = "",
+    maintenance: Annotated[bool, typer.Option(help="mark it as a maintenance window")] = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+) -> None:
+    """Mute matching alerts (they are still recorded) for a while."""
+    try:
+        ends = datetime.now(UTC) + parse_duration(for_)
+    except ValueError as exc:
+        fail(f"--for: {exc}", USAGE_ERROR)
+    body = {
+        "matchers": [_matcher(m) for m in match],
+        "ends_at": ends.isoformat(),
+        "comment": comment,
+        "kind": "maintenance" if maintenance else "silence",
+    }
+    created = connect(url, token).post("/api/v1/silences", body)
+    if as_json:
+        emit_json(created)
+        return
+    typer.echo(f"silence {created['id']} until {created['ends_at'][:16]}")
+
+
+@silence_app.command("list", epilog=EXIT_CODES)
+def list_silences(
+    expired: Annotated[bool, typer.Option(help="include expired silences")] = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+) -> None:
+    """Active silences (and expired ones with --expired)."""
+    rows = connect(url, token).get("/api/v1/silences", {"expired": expired})
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("id", "kind", "matchers", "ends", "by", "comment")
+    for r in rows:
+        matchers = ", ".join(
+            f"{m['name']}{'' if m['is_equal'] else '!'}{'=~' if m['is_regex'] else '='}{m['value']}"
+            for m in r["matchers"]
+        )
+        table.add_row(str(r["id"]), r["kind"], matchers, r["ends_at"][:16], r["created_by"], r["comment"])
+    out.print(table)
+
+
+@silence_app.command("expire", epilog=EXIT_CODES)
+def expire(
+    silence_id: Annotated[int, typer.Argument(help="the silence's id")],
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+) -> None:
+    """End a silence now."""
+    row = connect(url, token).delete(f"/api/v1/silences/{silence_id}")
+    if as_json:
+        emit_json(row)
+        return
+    typer.echo(f"silence {row['id']} ended")
+
+
+@alert_app.command("list", epilog=EXIT_CODES)
+def list_alerts(
+    status: Annotated[str, typer.Option(help="open, firing, acknowledged or resolved")] = "open",
+    limit: Annotated[int, typer.Option(help="at most this many")] = 50,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+) -> None:
+    """Alerts, newest first."""
+    rows = connect(url, token).get("/api/v1/alerts", {"status": status, "limit": limit})
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("id", "severity", "status", "summary", "integration", "count", "incident", "muted")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["severity"],
+            r["status"],
+            r["summary"][:60],
+            r["integration"],
+            str(r["count"]),
+            r["incident"] or "-",
+            r["muted_by"] or "",
+        )
+    out.print(table)
