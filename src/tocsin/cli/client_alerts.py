@@ -83,7 +83,7 @@ def add(
     ],
     for_: Annotated[str, typer.Option("--for", help="how long, e.g. 2h")] = "1h",
     comment: Annotated[str, typer.Option(help="why")] = "",
-    maintenance: Annotated[bool, typer.Option(help="mark it as a maintenance window")] = False,
+    maintenance: Annotated[bool, typer.Option("--maintenance", help="mark it as a maintenance window")] = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
     as_json: Json = False,
@@ -108,7 +108,7 @@ def add(
 
 @silence_app.command("list", epilog=EXIT_CODES)
 def list_silences(
-    expired: Annotated[bool, typer.Option(help="include expired silences")] = False,
+    expired: Annotated[bool, typer.Option("--expired", help="include expired silences")] = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
     as_json: Json = False,
