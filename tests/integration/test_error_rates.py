@@ -150,7 +150,9 @@ async def test_a_polled_spike_raises_one_alert_and_clears(
     for count in [*noise, 250, 250, 260, 240, 255, 48, 47, 49, 48, *noise]:
         service.errors(count)
         changes.append(await minute(rt, clock))
-    assert changes == [0] * 17 + [1] + [0] * 5 + [1] + [0] * 17  # raised at the 2nd high, cleared at the 3rd normal
+    assert (
+        changes == [0] * 17 + [1] + [0] * 5 + [1] + [0] * 17
+    )  # raised at the 2nd high, cleared at the 3rd normal
     first, *_ = [a for a in await alerts(client, tokens["viewer"]) if a["dedup_key"] == "error-rate:api"]
     assert first["summary"] == "api errors 250/min vs baseline 48/min (5.2\u00d7)"
     assert first["status"] == "resolved" and first["component"] == "api"
@@ -254,7 +256,9 @@ async def test_sentry_events_counted_per_window_raise_and_clear(
             assert r.status_code == 200, r.text
             assert r.json() == {"status": "ok", "events": 1, "counted": ["web"]}
         await minute(rt, clock)
-        firing.append(any(a["dedup_key"] == "error-rate:web" for a in await open_alerts(client, tokens["viewer"])))
+        firing.append(
+            any(a["dedup_key"] == "error-rate:web" for a in await open_alerts(client, tokens["viewer"]))
+        )
     # A minute's window closes with the first event or loop pass after it: the 2nd high minute (11)
     # raises in minute 12, the 3rd normal one (15) clears in minute 16.
     assert firing == [False] * 12 + [True] * 4 + [False] * 2
@@ -269,14 +273,22 @@ async def test_sentry_events_counted_per_window_raise_and_clear(
 
 async def test_sentry_webhook_protocol(client: httpx.AsyncClient, sentry_key: str) -> None:
     url = f"/api/v1/integrations/sentry?key={sentry_key}"
-    other = await client.post(url, json=event_alert("back-end", 2), headers={"Sentry-Hook-Resource": "event_alert"})
+    other = await client.post(
+        url, json=event_alert("back-end", 2), headers={"Sentry-Hook-Resource": "event_alert"}
+    )
     assert other.json() == {"status": "ok", "events": 1, "counted": []}
     error = {"action": "created", "data": {"error": event_alert()["data"]["event"]}}
     r = await client.post(url, json=error, headers={"Sentry-Hook-Resource": "error"})
     assert r.json()["counted"] == ["web"]
     r = await client.post(url, json=error)  # no header: recognised by its shape
     assert r.json()["counted"] == ["web"]
-    plugin = {"project": "front-end", "project_name": "Front End", "level": "error", "message": "boom", "id": "7"}
+    plugin = {
+        "project": "front-end",
+        "project_name": "Front End",
+        "level": "error",
+        "message": "boom",
+        "id": "7",
+    }
     assert (await client.post(url, json=plugin)).json()["counted"] == ["web"]
     issue = {"action": "resolved", "data": {"issue": {"id": "1"}}}
     r = await client.post(url, json=issue, headers={"Sentry-Hook-Resource": "issue"})

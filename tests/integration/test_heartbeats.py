@@ -13,7 +13,7 @@ from tocsin.app import build_runtime, create_app
 from tocsin.config import Settings
 from tocsin.db.engine import Database
 from tocsin.monitors import detector_jobs
-from tocsin.policy import PolicyError, Policy, load_policy_text
+from tocsin.policy import Policy, PolicyError, load_policy_text
 from tocsin.runtime import Runtime
 from tocsin.testing import FakeClock, bearer
 
@@ -105,7 +105,9 @@ async def test_a_missed_interval_raises_one_alert_and_the_next_ping_resolves_it(
     [alert] = await alerts(client, tokens["viewer"])
     assert alert["summary"] == "No heartbeat from nightly-backup for 2m (expected every 1m)"
     assert alert["status"] == "firing" and alert["severity"] == "P1" and alert["component"] == "database"
-    assert alert["labels"]["heartbeat"] == "nightly-backup" and alert["dedup_key"] == "heartbeat:nightly-backup"
+    assert (
+        alert["labels"]["heartbeat"] == "nightly-backup" and alert["dedup_key"] == "heartbeat:nightly-backup"
+    )
     [incident] = await incidents(client, tokens["viewer"])
     assert incident["severity"] == "P1" and incident["components"] == ["database"]
     assert incident["source"] == "monitor"

@@ -180,7 +180,10 @@ organization: Acme
 timezone: UTC
 channels: {{alerts: "#alerts"}}
 severities:
+  P0: {{name: Worst, definition: Down, response: 5m, resolution: 1h, page: [primary]}}
   P1: {{name: Bad, definition: Broken, response: 5m, resolution: 1h, page: [primary]}}
+  P2: {{name: Meh, definition: Slow, response: 1h, resolution: 1d, page: [primary]}}
+  P3: {{name: Low, definition: Cosmetic, response: 1d, resolution: 1w, page: [primary]}}
 services:
   - name: shop
     title: Shop
@@ -199,7 +202,7 @@ def test_a_bad_condition_is_a_policy_error_with_file_line_and_field() -> None:
     with pytest.raises(PolicyError) as caught:
         load_policy_text(POLICY.format(bad="[STATUS] == 200 and [RESPONSE_TIM] < 300"), "tocsin.yaml")
     assert str(caught.value) == (
-        "tocsin.yaml:16 monitors.0.conditions.1: column 21: unknown placeholder [RESPONSE_TIM]; known: "
+        "tocsin.yaml:19 monitors.0.conditions.1: column 21: unknown placeholder [RESPONSE_TIM]; known: "
         "[STATUS], [RESPONSE_TIME], [IP], [CONNECTED], [BODY], [CERTIFICATE_EXPIRATION], "
         "[DOMAIN_EXPIRATION], [DNS_RCODE]"
     )
@@ -210,7 +213,7 @@ def test_a_condition_the_kind_cannot_measure_is_a_policy_error() -> None:
     with pytest.raises(PolicyError) as caught:
         load_policy_text(text, "tocsin.yaml")
     assert str(caught.value) == (
-        "tocsin.yaml:16 monitors.0.conditions.1: [DNS_RCODE] is not measured by http monitors"
+        "tocsin.yaml:19 monitors.0.conditions.1: [DNS_RCODE] is not measured by http monitors"
     )
     tcp = text.replace(
         "url: https://shop.example/health", "kind: tcp\n    host: shop.example\n    port: 5432"
@@ -223,29 +226,29 @@ def test_a_condition_the_kind_cannot_measure_is_a_policy_error() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("component: api", "component: web", 'tocsin.yaml:12 monitors.0.component: "web" is not a component'),
+        ("component: api", "component: web", 'tocsin.yaml:15 monitors.0.component: "web" is not a component'),
         (
             "url: https://shop.example/health",
             "url: ftp://x",
-            'tocsin.yaml:13 monitors.0.url: "ftp://x" is not',
+            'tocsin.yaml:16 monitors.0.url: "ftp://x" is not',
         ),
         (
             "url: https://shop.example/health",
             "host: x",
-            "tocsin.yaml:11 monitors.0: an http monitor needs a url",
+            "tocsin.yaml:14 monitors.0: an http monitor needs a url",
         ),
         (
             "conditions:",
             "interval: 5s\n    conditions:",
-            "tocsin.yaml:14 monitors.0.interval: the timeout (10s) must not be longer than the interval (5s)",
+            "tocsin.yaml:17 monitors.0.interval: the timeout (10s) must not be longer than the interval (5s)",
         ),
         (
             "conditions:",
             "failure_threshold: 0\n    conditions:",
-            "tocsin.yaml:14 monitors.0.failure_threshold:",
+            "tocsin.yaml:17 monitors.0.failure_threshold:",
         ),
-        ("conditions:", "method: FETCH\n    conditions:", "tocsin.yaml:14 monitors.0.method:"),
-        ("conditions:", "kind: dns\n    conditions:", "tocsin.yaml:14 monitors.0.kind:"),
+        ("conditions:", "method: FETCH\n    conditions:", "tocsin.yaml:17 monitors.0.method:"),
+        ("conditions:", "kind: dns\n    conditions:", "tocsin.yaml:17 monitors.0.kind:"),
     ],
 )
 def test_monitor_spec_errors(old: str, new: str, expected: str) -> None:
@@ -260,7 +263,7 @@ def test_monitor_names_are_unique() -> None:
     text += text[text.index("  - name: shop-health") :]
     with pytest.raises(PolicyError) as caught:
         load_policy_text(text, "tocsin.yaml")
-    assert 'tocsin.yaml:17 monitors.1.name: monitor "shop-health" is defined twice' in str(caught.value)
+    assert 'tocsin.yaml:20 monitors.1.name: monitor "shop-health" is defined twice' in str(caught.value)
 
 
 def test_default_conditions_and_round_trip() -> None:

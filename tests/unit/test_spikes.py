@@ -57,7 +57,7 @@ def test_a_fivefold_jump_raises_once_and_the_return_clears_it(seed: int) -> None
     values = series(seed, (50, 100), (250, 30), (50, 40))
     state, changes = run(DEFAULT, values)
     assert [c.change for _, c in changes] == ["raise", "clear"]
-    (raised_at, raised), (cleared_at, cleared) = changes
+    (raised_at, raised), (cleared_at, _) = changes
     assert 100 < raised_at < 130 and 130 < cleared_at <= 135
     assert 45 < raised.baseline < 55 and raised.value >= 4.5 * raised.baseline
     assert not state.raised
@@ -112,7 +112,9 @@ def test_the_alert_says_the_rate_the_baseline_and_the_factor() -> None:
     _, changes = run(DEFAULT, [250, 250], state)
     observation = changes[0][1]
     assert describe("api", observation, "/min") == "api errors 250/min vs baseline 48/min (5.2\u00d7)"
-    assert number(0.052) == "0.052" and number(3.0) == "3" and number(3.46) == "3.5" and number(1234.4) == "1234"
+    assert (
+        number(0.052) == "0.052" and number(3.0) == "3" and number(3.46) == "3.5" and number(1234.4) == "1234"
+    )
 
 
 def test_settings_are_checked() -> None:
@@ -120,3 +122,13 @@ def test_settings_are_checked() -> None:
         SpikeSettings(alpha=0)
     with pytest.raises(ValueError):
         SpikeSettings(factor=3, clear_factor=3)
+
+
+def test_a_lasting_move_below_the_spike_level_becomes_the_new_normal() -> None:
+    detector = SpikeDetector(SpikeSettings(relearn_after=60))
+    state, _ = run(detector, [20] * 30)
+    # 3.5x: elevated (not learned) but never high enough to raise.
+    moved, changes = run(detector, [70] * 59, state)
+    assert changes == [] and moved.baseline == state.baseline and moved.elevated == 59
+    moved, changes = run(detector, [70] * 10, moved)
+    assert changes == [] and moved.baseline == pytest.approx(70) and moved.elevated == 0

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts.service import Outcome
@@ -248,11 +248,10 @@ async def settle(session: AsyncSession, clock: Clock, policy: Policy) -> list[Si
     signals: list[Signal] = []
     for spec in webhook:
         signals += _close_windows(spec, rows[spec.name], now)
-    declared = {s.name for s in policy.error_rates}
-    for row in await session.scalars(select(ErrorRateState).where(ErrorRateState.name.not_in(declared))):
-        if row.raised:
-            signals.append(Signal("resolve", dedup_key(row.name)))
-        await session.delete(row)
+    gone = ErrorRateState.name.not_in([s.name for s in policy.error_rates])
+    for name in await session.scalars(select(ErrorRateState.name).where(gone, ErrorRateState.raised)):
+        signals.append(Signal("resolve", dedup_key(name)))
+    await session.execute(delete(ErrorRateState).where(gone))
     return signals
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts import integrations
@@ -110,11 +110,12 @@ async def check(session: AsyncSession, clock: Clock, policy: Policy) -> list[Out
         if now >= row.due_at + spec.grace:
             row.status, row.down_since = "down", now
             signals.append(_missed(spec, row, now))
-    declared = {s.name for s in policy.heartbeats}
-    for row in await session.scalars(select(HeartbeatState).where(HeartbeatState.name.not_in(declared))):
-        if row.status == "down":  # nobody could ever ping it back up
-            signals.append(Signal("resolve", dedup_key(row.name)))
-        await session.delete(row)
+    gone = HeartbeatState.name.not_in([s.name for s in policy.heartbeats])
+    for name in await session.scalars(
+        select(HeartbeatState.name).where(gone, HeartbeatState.status == "down")
+    ):
+        signals.append(Signal("resolve", dedup_key(name)))  # nobody could ever ping it back up
+    await session.execute(delete(HeartbeatState).where(gone))  # a no-op for a second worker, never an error
     return await emit(session, clock, policy, KIND, signals)
 
 

@@ -34,6 +34,7 @@ log = logging.getLogger("tocsin.monitors")
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+ROLLUP_BATCH = 50  # monitors aggregated per transaction
 MAX_PENDING = 100_000  # results kept for a retry while the database is away; older ones are dropped
 
 
@@ -59,6 +60,8 @@ class MonitorRunner:
         self.skipped = 0  # slots passed over because the previous run of that monitor was still going
         self._semaphore: asyncio.Semaphore | None = None
         self._renew_at: datetime | None = None
+        self._lease_until: datetime | None = None
+        self._renewing: asyncio.Task[bool] | None = None
         self._schedule: list[tuple[datetime, str]] = []
         self._standings: dict[str, Standing] | None = None
         self._last: dict[str, Observation] = {}
@@ -79,23 +82,37 @@ class MonitorRunner:
         return due + spec.interval if strictly and due <= after else due
 
     async def _lead(self, now: datetime) -> bool:
-        """Hold (take or renew) the lease; on taking it, resume every monitor's standing."""
-        if self._renew_at is not None and now < self._renew_at:
+        """Whether this runner holds the lease; renews it in the background well before it runs out."""
+        if self._lease_until is not None and now < self._lease_until:
+            # Renewing waits for the database (on SQLite, behind any writer): never in the way of a tick.
+            if self._renew_at is not None and now >= self._renew_at and not self._renewal_running():
+                self._renewing = asyncio.create_task(self._take_lease(now), name="tocsin-monitor-lease")
+                self._renewing.add_done_callback(_log_failure)
             return True
+        return await self._take_lease(now)
+
+    def _renewal_running(self) -> bool:
+        return self._renewing is not None and not self._renewing.done()
+
+    async def _take_lease(self, now: datetime) -> bool:
+        """Take or renew the lease; on taking it, resume every monitor's standing and plan the slots."""
         async with self.rt.db.transaction() as session:
             leading = await service.take_lease(session, self.holder, now, self.lease_ttl)
             resumed = await service.standings(session) if leading and self._standings is None else None
         if not leading:
             if self._standings is not None:
                 log.warning("monitor runner lease lost to another process; monitors stop here")
-            self._standings, self._schedule, self._renew_at = None, [], None
+            self._forget()
             return False
         if resumed is not None:
             self._standings = resumed
             self._schedule = [(self.slot(spec, now), name) for name, spec in self.specs.items()]
             heapq.heapify(self._schedule)
-        self._renew_at = now + self.lease_ttl / 3
+        self._lease_until, self._renew_at = now + self.lease_ttl, now + self.lease_ttl / 3
         return True
+
+    def _forget(self) -> None:
+        self._standings, self._schedule, self._renew_at, self._lease_until = None, [], None, None
 
     async def tick(self, wait: bool = False) -> int:
         """Start every monitor whose slot has come; with wait, also wait for them and write the results."""
@@ -251,8 +268,14 @@ class MonitorRunner:
         if not await self._lead(now):
             return 0
         intervals = {m.name: m.interval for m in self.rt.policy.monitors}
+        async with self.rt.db.session() as session:
+            names = await service.recorded_monitors(session)
+        written = 0
+        # Small transactions: on SQLite a rollup of 1,000 monitors must not hold the writer for seconds.
+        for i in range(0, len(names), ROLLUP_BATCH):
+            async with self.rt.db.transaction() as session:
+                written += await service.rollup(session, now, intervals, names[i : i + ROLLUP_BATCH])
         async with self.rt.db.transaction() as session:
-            written = await service.rollup(session, now, intervals)
             await service.prune(session, now)
             gone = sorted(await service.alerted_monitors(session) - set(self.specs))
         if gone:
@@ -306,6 +329,8 @@ class MonitorRunner:
         for task in list(self._running.values()):
             task.cancel()
         await asyncio.gather(*self._running.values(), return_exceptions=True)
+        if self._renewing is not None:
+            await asyncio.gather(self._renewing, return_exceptions=True)
         try:
             await self.flush()
             if self._standings is not None:
@@ -313,5 +338,11 @@ class MonitorRunner:
                     await service.release_lease(session, self.holder)
         except Exception:
             log.exception("could not write the last monitor results")
-        self._standings, self._schedule, self._renew_at = None, [], None
+        self._forget()
         await self.checker.aclose()
+
+
+def _log_failure(task: asyncio.Task[bool]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        # The lease stays ours until it runs out; the next tick tries again.
+        log.warning("renewing the monitor runner lease failed", exc_info=task.exception())

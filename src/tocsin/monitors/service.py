@@ -228,13 +228,23 @@ class _Tally:
     latencies: list[float] = field(default_factory=list)
 
 
+async def recorded_monitors(session: AsyncSession) -> list[str]:
+    """The names of every monitor that has recorded a result, removed ones included."""
+    return list(await session.scalars(select(MonitorState.monitor).order_by(MonitorState.monitor)))
+
+
 async def rollup(
-    session: AsyncSession, now: datetime, intervals: dict[str, timedelta], max_hours: int = 48
+    session: AsyncSession,
+    now: datetime,
+    intervals: dict[str, timedelta],
+    monitors: Sequence[str],
+    max_hours: int = 48,
 ) -> int:
     """Aggregate each closed hour into monitor_hourly and each closed day into monitor_daily; returns rows."""
     closed = floor_hour(now - CLOSE_GRACE)
     written = 0
-    for state in await session.scalars(select(MonitorState).order_by(MonitorState.monitor)):
+    query = select(MonitorState).where(MonitorState.monitor.in_(monitors)).order_by(MonitorState.monitor)
+    for state in await session.scalars(query.with_for_update()):
         if state.hourly_until < closed:
             # Each result stands for the time until the next one, but not longer than two intervals:
             # a gap (Tocsin was down) counts as unobserved, not as up or down.

@@ -83,6 +83,16 @@ class AlertingPolicy(PolicyModel):
             ]
         return refs
 
+    def fitted(self, keys: list[str]) -> dict[str, object]:
+        """This section as data, with the severities it names mapped onto `keys` (worst first)."""
+        data = self.model_dump(mode="json")
+        data["severity_rules"] = [r for r in data["severity_rules"] if r["severity"] in keys]
+        if keys and data["default_severity"] not in keys:
+            data["default_severity"] = keys[-1]
+        if keys and data["complete_outage_severity"] not in keys:
+            data["complete_outage_severity"] = keys[0]
+        return data
+
     def severity_for(self, labels: dict[str, str], extra: tuple[SeverityRule, ...] = ()) -> tuple[str, str]:
         """The first matching rule's severity and reason (integration rules first), else the default."""
         for rule in [*extra, *self.severity_rules]:

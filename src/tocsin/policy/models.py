@@ -15,6 +15,7 @@ from pydantic import (
     SerializationInfo,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from tocsin.core.calendar import BusinessCalendar
@@ -215,7 +216,7 @@ class Policy(PolicyModel):
     escalation_triggers: list[str] = Field(default_factory=lambda: _seed().escalation_triggers)
     escalation_chains: dict[Slug, EscalationChain] = Field(default_factory=lambda: _seed().escalation_chains)
     services: list[Service] = []
-    alerting: AlertingPolicy = Field(default_factory=lambda: _seed().alerting)
+    alerting: AlertingPolicy = Field(default_factory=lambda: _seed().alerting, validate_default=True)
     monitors: list[MonitorSpec] = []
     workflow: list[Phase] = Field(default_factory=lambda: _seed().workflow)
     checklists: Checklists = Field(default_factory=lambda: _seed().checklists)
@@ -258,6 +259,33 @@ class Policy(PolicyModel):
             if severity.key != key:
                 raise custom_error("severities", f'severity "{key}" says its key is "{severity.key}"')
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fit_inherited_alerting(cls, data: Any) -> Any:
+        # The built-in alerting rules name P0..P3; a policy with other severities that leaves the
+        # section out gets those rules fitted to its own severities rather than an error.
+        if not isinstance(data, dict) or "alerting" in data or not isinstance(data.get("severities"), dict):
+            return data
+        keys = sorted(
+            (k for k in map(str, data["severities"]) if _SEVERITY_KEY.fullmatch(k)), key=lambda k: int(k[1:])
+        )
+        return {**data, "alerting": _seed().alerting.fitted(keys)} if keys else data
+
+    @field_validator("alerting")
+    @classmethod
+    def _alerting_names_known_severities(
+        cls, alerting: AlertingPolicy, info: ValidationInfo
+    ) -> AlertingPolicy:
+        keys = sorted(info.data.get("severities") or {})
+        for where, severity in alerting.severity_references() if keys else []:
+            if severity not in keys:
+                raise custom_error(
+                    "unknown_severity",
+                    f'alerting.{where}: "{severity}" is not one of this policy\'s severities ({", ".join(keys)})'
+                    " (a section left out is the built-in one: write your own alerting section)",
+                )
+        return alerting
 
     @field_validator("services")
     @classmethod
