@@ -203,8 +203,8 @@ async def test_every_form_lands_on_the_timeline(
     steps: list[tuple[str, dict[str, Any], str]] = [
         ("acknowledge", {"note": "on it"}, "on it"),
         ("notes", {"text": "503s on /api/posts"}, "503s on /api/posts"),
-        ("hypotheses", {"text": "the 14:02 deploy"}, "Hypothesis #4"),
-        ("hypotheses/4", {"state": "refuted", "result": "deploy was fine"}, "deploy was fine"),
+        ("hypotheses", {"text": "the 14:02 deploy"}, "Hypothesis #1"),
+        ("hypotheses/1", {"state": "refuted", "result": "deploy was fine"}, "deploy was fine"),
         (
             "commands",
             {"command": "railway status", "output": "degraded\nretrying", "exit_code": "3"},
@@ -419,3 +419,25 @@ async def test_stream_sends_keep_alives_and_ends_after_its_lifetime() -> None:
         chunks = [chunk async for chunk in body]
     assert chunks[:2] == ["retry: 3000\n\n", "event: timeline\nid: 1\ndata: one\ndata: two\n\n"]
     assert set(chunks[2:]) == {": keep-alive\n\n"}
+
+
+async def test_an_incident_from_alerts_shows_them(
+    sign_in: Callable[[Role], Awaitable[Browser]], app: FastAPI
+) -> None:
+    b = await sign_in(Role.admin)
+    r = await b.client.post(
+        "/api/v1/integrations", json={"name": "prom", "kind": "prometheus"}, headers=bearer(b.token)
+    )
+    key = r.json()["key"]
+    alerts = [
+        {
+            "labels": {"alertname": f"Down{i}", "severity": "critical"},
+            "annotations": {"summary": f"<b>api {i}</b> down"},
+        }
+        for i in range(12)
+    ]
+    assert (await b.client.post("/api/v2/alerts", json=alerts, headers=bearer(key))).status_code == 200
+    html = await b.page("/incidents/INC-1")
+    assert 'id="alerts"' in html and "12 firing" in html
+    assert "&lt;b&gt;api 0&lt;/b&gt; down" in html and "<b>api 0</b>" not in html
+    assert "opened the incident" in html and "via prom" in html

@@ -279,3 +279,11 @@ async def listing(session: AsyncSession, status: str | None, limit: int) -> list
     elif status:
         query = query.where(Alert.status == status)
     return list(await session.scalars(query))
+
+
+async def counts_for_incident(session: AsyncSession, incident_id: int) -> dict[str, int]:
+    """How many of the incident's alerts are in each status."""
+    rows = await session.execute(
+        select(Alert.status, func.count()).where(Alert.incident_id == incident_id).group_by(Alert.status)
+    )
+    return {status: int(n) for status, n in rows}

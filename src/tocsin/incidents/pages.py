@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
+from tocsin.alerts import service as alerts_service
 from tocsin.auth import service as auth_service
 from tocsin.auth.deps import SESSION_COOKIE
 from tocsin.auth.pages import PageSession, Who, posted
@@ -37,6 +38,7 @@ Rt = Annotated[Runtime, Depends(runtime)]
 Ui = Annotated[Console, Depends(console)]
 
 MAX_EVENTS = 5000  # shown on the page at once; the live stream sends any beyond
+ALERTS_SHOWN = 10  # the newest alerts listed beside the timeline
 STREAM_BATCH = 200
 RECENT = 10
 # Events that change the header (status, severity, roles, deadlines): the stream re-sends it.
@@ -195,6 +197,8 @@ async def _incident_page(
         context = await _summary(session, rt, incident)
         events = await timeline.events(session, incident.id, 0, MAX_EVENTS)
         hypotheses = await service.hypotheses(session, incident)
+        alerts = await alerts_service.for_incident(session, incident.id, ALERTS_SHOWN)
+        alert_counts = await alerts_service.counts_for_incident(session, incident.id)
         people = [user.name for user in await auth_service.list_users(session)]
     return ui.page(
         "incident.html",
@@ -203,6 +207,8 @@ async def _incident_page(
         events=events,
         last_seq=events[-1].seq if events else 0,
         hypotheses=hypotheses,
+        alerts=alerts,
+        alert_counts=alert_counts,
         people=people,
         error=error,
         failed=failed if error else "",

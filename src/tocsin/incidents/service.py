@@ -409,15 +409,12 @@ async def role_history(session: AsyncSession, incident_ids: Sequence[int]) -> di
 
 
 async def hypotheses(session: AsyncSession, incident: Incident) -> list[dict[str, Any]]:
-    """Each hypothesis with its latest state."""
-    rows = await session.scalars(
-        select(TimelineEvent)
-        .where(TimelineEvent.incident_id == incident.id, TimelineEvent.kind == EventKind.hypothesis.value)
-        .order_by(TimelineEvent.seq)
-    )
+    """Each hypothesis with its latest state, and `seq`, the timeline event that proposed it."""
     latest: dict[int, dict[str, Any]] = {}
-    for row in rows:
-        latest[int(row.data["hypothesis"])] = dict(row.data)
+    for row in await _hypothesis_events(session, incident):
+        number = int(row.data["hypothesis"])
+        proposed_at = latest[number]["seq"] if number in latest else row.seq
+        latest[number] = {**row.data, "seq": proposed_at}
     return list(latest.values())
 
 
@@ -428,7 +425,7 @@ async def counts_by_severity(session: AsyncSession) -> dict[str, int]:
         .where(Incident.status.in_([s.value for s in ACTIVE]))
         .group_by(Incident.severity)
     )
-    return {sev: int(n) for sev, n in rows.tuples()}
+    return {sev: int(n) for sev, n in rows}
 
 
 async def open_incidents(session: AsyncSession) -> list[Incident]:
