@@ -81,8 +81,19 @@ async def open_incident(
     return await incidents.declare(session, clock, policy, actor, data)
 
 
-def failing_components(alerts: Iterable[Alert]) -> set[str]:
-    return {a.component for a in alerts if a.component and a.status != "resolved" and not a.muted_by}
+async def failing_components(session: AsyncSession, incident_id: int) -> set[str]:
+    """Components with an open, unmuted alert on the incident."""
+    rows = await session.scalars(
+        select(Alert.component)
+        .where(
+            Alert.incident_id == incident_id,
+            Alert.status != "resolved",
+            Alert.muted_by.is_(None),
+            Alert.component.is_not(None),
+        )
+        .distinct()
+    )
+    return {c for c in rows if c}
 
 
 async def raise_severity(
@@ -96,14 +107,18 @@ async def raise_severity(
         if alert_rank < policy.severity(best).rank:
             best, reason = alert.severity, f"alert {alert.summary[:120]!r}: {alert.severity_reason}"
     outage = policy.alerting.complete_outage_severity
-    if outage and incident.services and policy.severity(outage).rank < policy.severity(best).rank:
+    newly_failing = any(a.component for a in opened)
+    if (
+        outage
+        and newly_failing
+        and incident.services
+        and policy.severity(outage).rank < policy.severity(best).rank
+    ):
         service = next((s for s in policy.services if s.name == incident.services[0]), None)
         components = {c.name for c in service.components} if service else set()
-        if components:
-            rows = await session.scalars(select(Alert).where(Alert.incident_id == incident.id))
-            if components <= failing_components(rows):
-                best = outage
-                reason = f"complete outage: all {len(components)} components of {service.name} failing"  # type: ignore[union-attr]
+        if components and components <= await failing_components(session, incident.id):
+            best = outage
+            reason = f"complete outage: all {len(components)} components of {service.name} failing"  # type: ignore[union-attr]
     if policy.severity(best).rank < rank:
         await incidents.change_severity(session, clock, policy, incident, best, actor, reason)
 
