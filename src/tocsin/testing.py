@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +20,17 @@ from tocsin.core.clock import FakeClock
 from tocsin.db import migrate
 from tocsin.db.engine import Database
 from tocsin.db.models import Base
+from tocsin.policy.loader import load_policy_text
+from tocsin.policy.models import Policy
 
 __all__ = [
     "FakeClock",
     "bearer",
-    "running_server",
     "migrated_sqlite",
     "postgres_database",
     "reset",
+    "running_server",
+    "seed_policy_with",
     "user_with_token",
 ]
 
@@ -99,3 +104,11 @@ def running_server(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+def seed_policy_with(extra: str, filename: str = "test.yaml") -> Policy:
+    """The built-in policy with top-level sections added or replaced by the YAML text `extra`."""
+    seed = resources.files("tocsin.policy").joinpath("default.yaml").read_text(encoding="utf-8")
+    for key in re.findall(r"^([a-z_]+):", extra, flags=re.M):
+        seed = re.sub(rf"^{key}: \[\]\n", "", seed, flags=re.M)  # the seed's empty placeholder
+    return load_policy_text(seed + extra, filename)

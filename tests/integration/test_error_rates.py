@@ -7,7 +7,6 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
 from typing import Any
 
 import httpx
@@ -19,9 +18,9 @@ from tocsin.app import build_runtime
 from tocsin.config import Settings
 from tocsin.db.engine import Database
 from tocsin.monitors import detector_jobs
-from tocsin.policy import Policy, PolicyError, load_policy_text
+from tocsin.policy import Policy, PolicyError
 from tocsin.runtime import Runtime
-from tocsin.testing import FakeClock, bearer
+from tocsin.testing import FakeClock, bearer, seed_policy_with
 
 
 class ErrorSummary(ThreadingHTTPServer):
@@ -73,8 +72,7 @@ def service() -> Iterator[ErrorSummary]:
 
 
 def policy_with(extra: str) -> Policy:
-    seed = resources.files("tocsin.policy").joinpath("default.yaml").read_text(encoding="utf-8")
-    return load_policy_text(seed + extra, "test.yaml")
+    return seed_policy_with(extra)
 
 
 def detectors(url: str) -> str:

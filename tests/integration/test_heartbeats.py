@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from importlib import resources
 from typing import Any
 
 import httpx
@@ -13,9 +12,9 @@ from tocsin.app import build_runtime, create_app
 from tocsin.config import Settings
 from tocsin.db.engine import Database
 from tocsin.monitors import detector_jobs
-from tocsin.policy import Policy, PolicyError, load_policy_text
+from tocsin.policy import Policy, PolicyError
 from tocsin.runtime import Runtime
-from tocsin.testing import FakeClock, bearer
+from tocsin.testing import FakeClock, bearer, seed_policy_with
 
 HEARTBEATS = """
 heartbeats:
@@ -31,8 +30,7 @@ heartbeats:
 
 
 def policy_with(extra: str) -> Policy:
-    seed = resources.files("tocsin.policy").joinpath("default.yaml").read_text(encoding="utf-8")
-    return load_policy_text(seed + extra, "test.yaml")
+    return seed_policy_with(extra)
 
 
 @pytest.fixture
