@@ -249,6 +249,11 @@ def test_a_condition_the_kind_cannot_measure_is_a_policy_error() -> None:
         ),
         ("conditions:", "method: FETCH\n    conditions:", "tocsin.yaml:17 monitors.0.method:"),
         ("conditions:", "kind: dns\n    conditions:", "tocsin.yaml:17 monitors.0.kind:"),
+        (
+            "conditions:",
+            "severity: P7\n    conditions:",
+            'tocsin.yaml:17 monitors.0.severity: "P7" is not one',
+        ),
     ],
 )
 def test_monitor_spec_errors(old: str, new: str, expected: str) -> None:

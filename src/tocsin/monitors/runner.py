@@ -52,7 +52,7 @@ class MonitorRunner:
         self.rt = rt
         self.specs = {m.name: m for m in rt.policy.monitors if m.enabled}
         self.conditions: dict[str, list[Condition]] = {n: s.checked_conditions for n, s in self.specs.items()}
-        self.checker = Checker(max_connections=min(concurrency, 100))
+        self.checker = Checker(max_connections=concurrency)  # a run never waits for a pooled connection
         self.concurrency = concurrency
         self.lease_ttl = lease_ttl
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"

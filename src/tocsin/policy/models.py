@@ -305,7 +305,9 @@ class Policy(PolicyModel):
         services: list[Service] | None = info.data.get("services")
         if services is None:  # services were invalid: that is the error to report
             return monitors
-        return check_monitors(monitors, {c.name for s in services for c in s.components})
+        severities: dict[str, SeverityPolicy] | None = info.data.get("severities")
+        components = {c.name for s in services for c in s.components}
+        return check_monitors(monitors, components, set(severities) if severities is not None else None)
 
     @field_validator("scenarios", "mitigations", "workflow")
     @classmethod

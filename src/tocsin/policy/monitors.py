@@ -146,8 +146,10 @@ class MonitorSpec(PolicyModel):
         return self.port or 443
 
 
-def check_monitors(monitors: list[MonitorSpec], components: set[str]) -> list[MonitorSpec]:
-    """Monitor names are unique and each monitors a component of the policy's services."""
+def check_monitors(
+    monitors: list[MonitorSpec], components: set[str], severities: set[str] | None
+) -> list[MonitorSpec]:
+    """Monitor names are unique, each monitors a component of the policy's services, severities exist."""
     issues: list[InitErrorDetails] = []
     seen: set[str] = set()
     for index, monitor in enumerate(monitors):
@@ -161,6 +163,15 @@ def check_monitors(monitors: list[MonitorSpec], components: set[str]) -> list[Mo
                     (index, "component"),
                     monitor.component,
                     f'"{monitor.component}" is not a component of any service; known: {known}',
+                )
+            )
+        if monitor.severity is not None and severities is not None and monitor.severity not in severities:
+            known = ", ".join(sorted(severities))
+            issues.append(
+                _issue(
+                    (index, "severity"),
+                    monitor.severity,
+                    f'"{monitor.severity}" is not one of this policy\'s severities ({known})',
                 )
             )
     if issues:
