@@ -73,11 +73,27 @@ def pagerduty_error(exc: Rejected) -> Response:
     return _json(exc.status, body, _retry(exc))
 
 
+async def read_body(request: Request) -> bytes:
+    """The request body, refused with 413 past the configured size (announced or streamed)."""
+    limit = _rt(request).settings.max_body_bytes
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise Rejected(413, [f"body over {limit} bytes"])
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Rejected(413, [f"body over {limit} bytes"])
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_json(request: Request) -> Any:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in ("application/json", ""):
         raise Rejected(415, [f"content type must be application/json, not {content_type}"], "content-type")
-    body = await request.body()
+    body = await read_body(request)
     if not body:
         raise Rejected(400, ["the body is empty; expected JSON"])
     try:

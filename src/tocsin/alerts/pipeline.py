@@ -87,7 +87,9 @@ class Ingestor:
         async with self.db.transaction() as session:
             for jobs in by_integration.values():
                 signals = [s for job in jobs for s in job.signals]
-                outcomes = await service.ingest(session, self.clock, self.policy, jobs[0].integration, signals)
+                outcomes = await service.ingest(
+                    session, self.clock, self.policy, jobs[0].integration, signals
+                )
                 start = 0
                 for job in jobs:
                     results[id(job)] = outcomes[start : start + len(job.signals)]

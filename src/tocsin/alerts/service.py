@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts import grouping, silences
@@ -62,17 +63,42 @@ def _place(
     return service, component
 
 
-async def _open_alerts(session: AsyncSession, integration_id: int, keys: Sequence[str]) -> dict[str, Alert]:
-    found: dict[str, Alert] = {}
+class AlertRef(Protocol):
+    """What the follow-up of an acknowledge or resolve needs of an alert."""
+
+    id: int
+    incident_id: int | None
+    summary: str
+
+
+@dataclass(slots=True)
+class Known:
+    """An open alert as the ingest path needs it: no ORM object, just the columns."""
+
+    id: int
+    status: str
+    incident_id: int | None
+    summary: str
+
+
+@dataclass(slots=True)
+class _Repeat:
+    count: int = 0
+    ends_at: datetime | None = None
+
+
+async def _open_alerts(session: AsyncSession, integration_id: int, keys: Sequence[str]) -> dict[str, Known]:
+    found: dict[str, Known] = {}
     for i in range(0, len(keys), CHUNK):
-        rows = await session.scalars(
-            select(Alert).where(
+        rows = await session.execute(
+            select(Alert.id, Alert.dedup_key, Alert.status, Alert.incident_id, Alert.summary).where(
                 Alert.integration_id == integration_id,
                 Alert.dedup_key.in_(keys[i : i + CHUNK]),
                 Alert.status != "resolved",
             )
         )
-        found.update((a.dedup_key, a) for a in rows)
+        for id_, key, status, incident_id, summary in rows:
+            found[key] = Known(id_, status, incident_id, summary)
     return found
 
 
@@ -103,6 +129,28 @@ def _new_alert(policy: Policy, integration: IntegrationInfo, signal: Signal, now
     )
 
 
+_COLUMNS = [c.key for c in Alert.__table__.columns if c.key != "id"]
+_table: Table = Alert.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
+# Repeats of open alerts, many per statement: a counter bump, the time seen and a later expiry.
+_REPEAT = (
+    update(_table)
+    .where(_table.c.id == bindparam("b_id"))
+    .values(
+        count=_table.c.count + bindparam("b_count"),
+        last_seen_at=bindparam("b_seen", type_=_table.c.last_seen_at.type),
+        ends_at=func.coalesce(bindparam("b_ends", type_=_table.c.ends_at.type), _table.c.ends_at),
+    )
+)
+
+
+async def _insert(session: AsyncSession, alerts: list[Alert]) -> None:
+    """Insert new alerts in one statement and give each its id."""
+    rows = [{key: getattr(a, key) for key in _COLUMNS} for a in alerts]
+    result = await session.execute(insert(_table).returning(_table.c.id, sort_by_parameter_order=True), rows)
+    for alert, (id_,) in zip(alerts, result, strict=True):
+        alert.id = id_
+
+
 async def ingest(
     session: AsyncSession,
     clock: Clock,
@@ -114,51 +162,97 @@ async def ingest(
     now = clock.now()
     actor = f"integration:{integration.name}"
     keys = list(dict.fromkeys(s.dedup_key for s in signals))
-    open_alerts = await _open_alerts(session, integration.id, keys)
+    known = await _open_alerts(session, integration.id, keys)
     active_silences = await silences.active(session, now)
     outcomes: list[Outcome] = []
-    opened_at_index: list[tuple[int, Alert]] = []
-    new: list[Alert] = []
-    acked: list[Alert] = []
-    resolved: list[Alert] = []
+    opened: list[tuple[int, Alert]] = []
+    pending: dict[str, Alert] = {}  # opened in this batch, by dedup key
+    repeats: dict[int, _Repeat] = {}
+    acked: list[Known] = []
+    resolved: list[Known] = []
     for signal in signals:
-        alert = open_alerts.get(signal.dedup_key)
+        key = signal.dedup_key
         if signal.action == "trigger":
-            if alert is not None:
-                alert.count += 1
-                alert.last_seen_at = now
-                if signal.ends_at is not None:
-                    alert.ends_at = signal.ends_at
-                outcomes.append(Outcome(signal.dedup_key, "repeated", alert.id, alert.incident_id))
+            fresh = pending.get(key)
+            if fresh is not None:
+                fresh.count += 1
+                fresh.ends_at = signal.ends_at or fresh.ends_at
+                outcomes.append(Outcome(key, "repeated"))
+                opened.append((len(outcomes) - 1, fresh))
+                continue
+            old = known.get(key)
+            if old is not None:
+                repeat = repeats.setdefault(old.id, _Repeat())
+                repeat.count += 1
+                repeat.ends_at = signal.ends_at or repeat.ends_at
+                outcomes.append(Outcome(key, "repeated", old.id, old.incident_id))
                 continue
             alert = _new_alert(policy, integration, signal, now)
             silence = silences.muting(active_silences, alert.labels)
             if silence is not None:
                 alert.muted_by = f"{silence.kind}:{silence.id}"
-            session.add(alert)
-            open_alerts[signal.dedup_key] = alert
-            new.append(alert)
-            opened_at_index.append((len(outcomes), alert))
-            outcomes.append(Outcome(signal.dedup_key, "muted" if silence else "opened"))
-        elif alert is None:
-            outcomes.append(Outcome(signal.dedup_key, "ignored"))
+            pending[key] = alert
+            outcomes.append(Outcome(key, "muted" if silence else "opened"))
+            opened.append((len(outcomes) - 1, alert))
+            continue
+        if key in pending:  # acknowledged or resolved in the batch that opened it
+            await _flush_new(session, clock, policy, integration, pending, actor, now)
+            fresh = pending.pop(key)
+            known[key] = Known(fresh.id, fresh.status, fresh.incident_id, fresh.summary)
+        old = known.get(key)
+        if old is None:
+            outcomes.append(Outcome(key, "ignored"))
         elif signal.action == "acknowledge":
-            if alert.status == "firing":
-                alert.status, alert.acknowledged_at = "acknowledged", now
-                acked.append(alert)
-            outcomes.append(Outcome(signal.dedup_key, "acknowledged", alert.id, alert.incident_id))
+            if old.status == "firing":
+                old.status = "acknowledged"
+                acked.append(old)
+            outcomes.append(Outcome(key, "acknowledged", old.id, old.incident_id))
         else:
-            alert.status, alert.resolved_at = "resolved", now
-            del open_alerts[signal.dedup_key]
-            resolved.append(alert)
-            outcomes.append(Outcome(signal.dedup_key, "resolved", alert.id, alert.incident_id))
-    await session.flush()
-    await _group(session, clock, policy, integration, new, actor, now)
+            old.status = "resolved"
+            del known[key]
+            resolved.append(old)
+            outcomes.append(Outcome(key, "resolved", old.id, old.incident_id))
+    if repeats:
+        await session.execute(
+            _REPEAT,
+            [{"b_id": i, "b_count": r.count, "b_seen": now, "b_ends": r.ends_at} for i, r in repeats.items()],
+        )
+    if acked:
+        await session.execute(
+            update(Alert), [{"id": a.id, "status": "acknowledged", "acknowledged_at": now} for a in acked]
+        )
+    if resolved:
+        await session.execute(
+            update(Alert), [{"id": a.id, "status": "resolved", "resolved_at": now} for a in resolved]
+        )
+    await _flush_new(session, clock, policy, integration, pending, actor, now)
     await _after_acknowledge(session, clock, policy, acked, actor)
     await after_resolve(session, clock, policy, resolved, actor)
-    for index, alert in opened_at_index:
-        outcomes[index] = Outcome(alert.dedup_key, outcomes[index].result, alert.id, alert.incident_id)
+    for index, alert in opened:
+        outcome = outcomes[index]
+        outcomes[index] = Outcome(outcome.dedup_key, outcome.result, alert.id, alert.incident_id)
     return outcomes
+
+
+async def _flush_new(
+    session: AsyncSession,
+    clock: Clock,
+    policy: Policy,
+    integration: IntegrationInfo,
+    pending: dict[str, Alert],
+    actor: str,
+    now: datetime,
+) -> None:
+    """Write the alerts opened so far: group them into incidents, insert them, note them on timelines."""
+    new = [a for a in pending.values() if a.id is None]
+    if not new:
+        return
+    touched = await _group(session, clock, policy, integration, new, actor, now)
+    await _insert(session, new)
+    for attached in touched.values():
+        await grouping.record(session, clock, attached, integration.name, actor)
+        if attached.opened and is_open(attached.incident.status):
+            await grouping.raise_severity(session, clock, policy, attached.incident, attached.opened, actor)
 
 
 async def _group(
@@ -169,8 +263,8 @@ async def _group(
     new: list[Alert],
     actor: str,
     now: datetime,
-) -> None:
-    """Attach new alerts to their group's incident, opening incidents for new groups."""
+) -> dict[int, grouping.Attached]:
+    """Give each new alert its group's incident, opening incidents for new groups."""
     groups: dict[tuple[str, str], AlertGroup | None] = {}
     touched: dict[int, grouping.Attached] = {}
     for alert in new:
@@ -201,20 +295,16 @@ async def _group(
         alert.incident_id = group.incident_id
         attached = touched[group.incident_id]
         (attached.muted if alert.muted_by else attached.opened).append(alert)
-    await session.flush()
-    for attached in touched.values():
-        await grouping.record(session, clock, attached, integration.name, actor)
-        if attached.opened and is_open(attached.incident.status):
-            await grouping.raise_severity(session, clock, policy, attached.incident, attached.opened, actor)
+    return touched
 
 
-async def _incidents_of(session: AsyncSession, alerts: list[Alert]) -> list[Incident]:
+async def _incidents_of(session: AsyncSession, alerts: Sequence[AlertRef]) -> list[Incident]:
     ids = sorted({a.incident_id for a in alerts if a.incident_id is not None})
     return [await incidents.get(session, i, for_update=True) for i in ids]
 
 
 async def _after_acknowledge(
-    session: AsyncSession, clock: Clock, policy: Policy, alerts: list[Alert], actor: str
+    session: AsyncSession, clock: Clock, policy: Policy, alerts: Sequence[AlertRef], actor: str
 ) -> None:
     """A source acknowledging its alert acknowledges an incident nobody has acknowledged yet."""
     for incident in await _incidents_of(session, alerts):
@@ -223,7 +313,7 @@ async def _after_acknowledge(
 
 
 async def after_resolve(
-    session: AsyncSession, clock: Clock, policy: Policy, alerts: list[Alert], actor: str
+    session: AsyncSession, clock: Clock, policy: Policy, alerts: Sequence[AlertRef], actor: str
 ) -> None:
     """Note resolved alerts; an incident whose alerts all cleared before anyone acknowledged it resolves."""
     await session.flush()
