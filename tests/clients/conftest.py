@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from clients.harness import ALERTMANAGER, PROMETHEUS, Tocsin, serving
+from clients.harness import ALERTMANAGER, NGINX, PROMETHEUS, Tocsin, serving
 from tocsin.testing import postgres_database
 
 PG_ADMIN_URL = os.environ.get("TOCSIN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -16,7 +16,7 @@ PG_ADMIN_URL = os.environ.get("TOCSIN_TEST_POSTGRES", "postgresql://postgres@127
 
 @pytest.fixture(scope="session", autouse=True)
 def debian_peers() -> None:
-    missing = [p for p in (PROMETHEUS, ALERTMANAGER) if not os.access(p, os.X_OK)]
+    missing = [p for p in (PROMETHEUS, ALERTMANAGER, NGINX) if not os.access(p, os.X_OK)]
     if missing:
         pytest.fail(f"missing {', '.join(missing)}: run scripts/system-deps.sh (make test does)")
 

@@ -24,6 +24,7 @@ T = TypeVar("T")
 ADMIN_TOKEN = "tocsin-clients-admin-token"
 PROMETHEUS = "/usr/bin/prometheus"
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+NGINX = "/usr/sbin/nginx"
 
 
 def free_port() -> int:
@@ -35,16 +36,18 @@ def free_port() -> int:
 def wait_for(probe: Callable[[], T | None], timeout: float, what: str, log: Path | None = None) -> T:
     """Poll `probe` until it returns something truthy; fail after `timeout` seconds saying what was awaited."""
     deadline = time.monotonic() + timeout
+    last = ""
     while True:
         try:
             found = probe()
-        except httpx.TransportError:
-            found = None
+            last = f"last seen: {found!r}"[:500]
+        except httpx.TransportError as exc:
+            found, last = None, f"last error: {exc!r}"
         if found:
             return found
         if time.monotonic() > deadline:
             tail = "\n" + log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
-            raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what}{tail}")
+            raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what} ({last}){tail}")
         time.sleep(0.1)
 
 
@@ -90,9 +93,10 @@ class Tocsin:
         def healthy() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"tocsin serve exited with {proc.returncode}:\n{self.log.read_text()}")
-            return httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200
+            return httpx.get(f"{self.url}/api/health", timeout=5).status_code == 200
 
-        wait_for(healthy, 30, "tocsin serve to answer /api/health", self.log)
+        # Generous: on a busy 2-core machine a cold start (imports, migrations) can take several seconds.
+        wait_for(healthy, 60, "tocsin serve to answer /api/health", self.log)
 
     def kill(self) -> None:
         """kill -9: no shutdown hooks, no flush; what is not committed is gone."""
@@ -260,9 +264,6 @@ class Alertmanager:
 
 def write_yaml(path: Path, data: Any) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-NGINX = "/usr/sbin/nginx"
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from clients.harness import Tocsin, prometheus, wait_for
 pytestmark = pytest.mark.slow
 
 # Prometheus looks its Alertmanagers up every 5 s and sends only after that, so allow for a few rounds.
-FIRST_ALERT_WITHIN = 40
+FIRST_ALERT_WITHIN = 90
 
 
 def test_prometheus_alerts_open_one_p0_incident(sqlite_tocsin: Tocsin, tmp_path: Path) -> None:
@@ -41,11 +41,11 @@ def test_prometheus_alerts_open_one_p0_incident(sqlite_tocsin: Tocsin, tmp_path:
         ]
 
         def resent() -> list[dict[str, Any]] | None:
-            # Prometheus re-sends every second here: wait until each alert has come three times.
+            # Prometheus re-sends every second here: wait until each alert has come twice.
             alerts = sorted(tocsin.alerts(), key=lambda a: str(a["integration"]))
-            return alerts if len(alerts) == 2 and all(a["count"] >= 3 for a in alerts) else None
+            return alerts if len(alerts) == 2 and all(a["count"] >= 2 for a in alerts) else None
 
-        by_bearer, by_prefix = wait_for(resent, FIRST_ALERT_WITHIN, "both alerts, three times each", logs[0])
+        by_bearer, by_prefix = wait_for(resent, FIRST_ALERT_WITHIN, "both alerts, twice each", logs[0])
     for alert, name in ((by_bearer, "ByBearer"), (by_prefix, "ByPrefix")):
         assert alert["integration"] == f"prometheus-{name.removeprefix('By').lower()}"
         assert alert["labels"] == {"alertname": name, "severity": "critical"}, alert

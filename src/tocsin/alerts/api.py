@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from tocsin.alerts import integrations, schemas, silences
 from tocsin.alerts import service as alerts
@@ -13,6 +13,7 @@ from tocsin.auth.deps import require
 from tocsin.auth.roles import Role
 from tocsin.auth.service import Principal
 from tocsin.core.errors import InvalidInput
+from tocsin.core.http_errors import responses
 from tocsin.incidents import service as incidents
 from tocsin.runtime import Runtime, runtime
 
@@ -45,7 +46,9 @@ def _out(row: Integration) -> schemas.IntegrationOut:
     )
 
 
-@router.post("/integrations", response_model=schemas.IntegrationCreated, status_code=201)
+@router.post(
+    "/integrations", response_model=schemas.IntegrationCreated, status_code=201, responses=responses(409)
+)
 async def create_integration(
     body: schemas.IntegrationCreate, who: Admin, rt: Rt
 ) -> schemas.IntegrationCreated:
@@ -148,8 +151,10 @@ async def list_silences(_: Viewer, rt: Rt, expired: bool = False) -> object:
         return await silences.listing(session, rt.clock, expired)
 
 
-@router.delete("/silences/{silence_id}", response_model=schemas.SilenceOut)
-async def expire_silence(silence_id: Annotated[int, "id"], _: Responder, rt: Rt) -> object:
+@router.delete("/silences/{silence_id}", response_model=schemas.SilenceOut, responses=responses(404))
+async def expire_silence(
+    silence_id: Annotated[int, Path(ge=1, le=2**31 - 1)], _: Responder, rt: Rt
+) -> object:
     """End a silence now."""
     async with rt.db.transaction() as session:
         return await silences.expire(session, rt.clock, silence_id)

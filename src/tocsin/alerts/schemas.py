@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tocsin.incidents.schemas import DateTime
 from tocsin.policy.alerting import IntegrationKind, SeverityRule
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
@@ -73,8 +74,8 @@ class Matcher(Strict):
 
 class SilenceCreate(Strict):
     matchers: list[Matcher] = Field(min_length=1, max_length=50)
-    starts_at: datetime | None = None
-    ends_at: datetime
+    starts_at: DateTime | None = None
+    ends_at: DateTime
     comment: Annotated[str, Field(max_length=2000)] = ""
     kind: Literal["silence", "maintenance"] = "silence"
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as db_errors
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from tocsin.core.errors import TocsinError
 
@@ -30,6 +31,7 @@ _HTTP_CODES = {
 _FASTAPI_PARSE_FAILURE = "There was an error parsing the body"
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _REF = "#/components/schemas/"
+_PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 _NOT_AN_OBJECT = ("model_attributes_type", "dict_type", "model_type")
 
 
@@ -109,7 +111,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(error_body("malformed_json", "the body is not valid JSON", None), status_code=400)
     if any(tuple(e.get("loc", ())) == ("body",) and isinstance(e.get("input"), bytes) for e in errors):
         # FastAPI only parses JSON bodies; any other content type reaches validation as raw bytes.
-        message = f"send JSON with Content-Type: application/json, not {request.headers.get('content-type', 'none')}"
+        sent = request.headers.get("content-type")
+        message = "send JSON with Content-Type: application/json" + (f", not {sent}" if sent else "")
         return JSONResponse(error_body("unsupported_media_type", message, None), status_code=415)
     details = [
         {
@@ -144,11 +147,20 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if unparsable:
         return JSONResponse(error_body("malformed_json", unparsable, None), status_code=400)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-    return JSONResponse(
-        error_body(code, str(exc.detail), None),
-        status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
-    )
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return JSONResponse(error_body(code, str(exc.detail), None), status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (Starlette names only the first route's)."""
+    allowed = []
+    for method in _PROBED_METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:

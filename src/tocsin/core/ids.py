@@ -25,4 +25,4 @@ def parse_incident_ref(ref: str) -> int | None:
     text = ref.strip()
     if text.upper().startswith("INC-"):
         text = text[4:]
-    return int(text) if text.isdigit() and len(text) < 12 else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
