@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts.models import Alert, AlertGroup
+from tocsin.alerts.signals import NewAlert
 from tocsin.core.clock import Clock
 from tocsin.incidents import schemas as incident_schemas
 from tocsin.incidents import service as incidents
@@ -39,8 +40,8 @@ class Attached:
 
     incident: Incident
     created: bool
-    opened: list[Alert] = field(default_factory=list)
-    muted: list[Alert] = field(default_factory=list)
+    opened: list[NewAlert] = field(default_factory=list)
+    muted: list[NewAlert] = field(default_factory=list)
 
 
 async def find_group(
@@ -62,7 +63,7 @@ async def find_group(
 
 
 async def open_incident(
-    session: AsyncSession, clock: Clock, policy: Policy, alert: Alert, actor: str, kind: str
+    session: AsyncSession, clock: Clock, policy: Policy, alert: NewAlert, actor: str, kind: str
 ) -> Incident:
     description = alert.annotations.get("description") or alert.annotations.get("summary") or ""
     data = incident_schemas.IncidentCreate(
@@ -96,7 +97,12 @@ async def failing_components(session: AsyncSession, incident_id: int) -> set[str
 
 
 async def raise_severity(
-    session: AsyncSession, clock: Clock, policy: Policy, incident: Incident, opened: list[Alert], actor: str
+    session: AsyncSession,
+    clock: Clock,
+    policy: Policy,
+    incident: Incident,
+    opened: list[NewAlert],
+    actor: str,
 ) -> None:
     """Raise the incident to its worst new alert's severity, or to a complete outage; never lower it."""
     rank = policy.severity(incident.severity).rank

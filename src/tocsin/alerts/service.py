@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tocsin.alerts import grouping, silences
 from tocsin.alerts.integrations import IntegrationInfo
 from tocsin.alerts.models import Alert, AlertGroup
-from tocsin.alerts.signals import Signal
+from tocsin.alerts.signals import NewAlert, Signal
 from tocsin.core.clock import Clock
 from tocsin.incidents import service as incidents
 from tocsin.incidents.lifecycle import Status, is_open
@@ -102,14 +102,13 @@ async def _open_alerts(session: AsyncSession, integration_id: int, keys: Sequenc
     return found
 
 
-def _new_alert(policy: Policy, integration: IntegrationInfo, signal: Signal, now: datetime) -> Alert:
+def _new_alert(policy: Policy, integration: IntegrationInfo, signal: Signal, now: datetime) -> NewAlert:
     service, component = _place(policy, integration, signal.labels)
     labels = _labels(signal.labels, service, component)
     severity, reason = _classify(policy, integration, labels)
-    return Alert(
+    return NewAlert(
         integration_id=integration.id,
         dedup_key=signal.dedup_key,
-        status="firing",
         summary=signal.summary or signal.dedup_key,
         severity=severity,
         severity_reason=reason[:200],
@@ -125,11 +124,9 @@ def _new_alert(policy: Policy, integration: IntegrationInfo, signal: Signal, now
         ends_at=signal.ends_at,
         first_seen_at=now,
         last_seen_at=now,
-        count=1,
     )
 
 
-_COLUMNS = [c.key for c in Alert.__table__.columns if c.key != "id"]
 _table: Table = Alert.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
 # Repeats of open alerts, many per statement: a counter bump, the time seen and a later expiry.
 _REPEAT = (
@@ -143,12 +140,16 @@ _REPEAT = (
 )
 
 
-async def _insert(session: AsyncSession, alerts: list[Alert]) -> None:
-    """Insert new alerts in one statement and give each its id."""
-    rows = [{key: getattr(a, key) for key in _COLUMNS} for a in alerts]
-    result = await session.execute(insert(_table).returning(_table.c.id, sort_by_parameter_order=True), rows)
-    for alert, (id_,) in zip(alerts, result, strict=True):
-        alert.id = id_
+async def _insert(session: AsyncSession, integration_id: int, alerts: list[NewAlert]) -> None:
+    """Insert new alerts in one executemany and give each its id.
+
+    The ids are read back through the open-alert unique index rather than RETURNING: with RETURNING
+    and parameter order, SQLite falls back to one statement per row.
+    """
+    await session.execute(insert(_table), [a.row() for a in alerts])
+    by_key = {a.dedup_key: a for a in alerts}
+    for key, known in (await _open_alerts(session, integration_id, list(by_key))).items():
+        by_key[key].id = known.id
 
 
 async def ingest(
@@ -165,8 +166,8 @@ async def ingest(
     known = await _open_alerts(session, integration.id, keys)
     active_silences = await silences.active(session, now)
     outcomes: list[Outcome] = []
-    opened: list[tuple[int, Alert]] = []
-    pending: dict[str, Alert] = {}  # opened in this batch, by dedup key
+    opened: list[tuple[int, NewAlert]] = []
+    pending: dict[str, NewAlert] = {}  # opened in this batch, by dedup key
     repeats: dict[int, _Repeat] = {}
     acked: list[Known] = []
     resolved: list[Known] = []
@@ -198,6 +199,7 @@ async def ingest(
         if key in pending:  # acknowledged or resolved in the batch that opened it
             await _flush_new(session, clock, policy, integration, pending, actor, now)
             fresh = pending.pop(key)
+            assert fresh.id is not None  # _flush_new inserted it
             known[key] = Known(fresh.id, fresh.status, fresh.incident_id, fresh.summary)
         old = known.get(key)
         if old is None:
@@ -239,7 +241,7 @@ async def _flush_new(
     clock: Clock,
     policy: Policy,
     integration: IntegrationInfo,
-    pending: dict[str, Alert],
+    pending: dict[str, NewAlert],
     actor: str,
     now: datetime,
 ) -> None:
@@ -248,7 +250,7 @@ async def _flush_new(
     if not new:
         return
     touched = await _group(session, clock, policy, integration, new, actor, now)
-    await _insert(session, new)
+    await _insert(session, integration.id, new)
     for attached in touched.values():
         await grouping.record(session, clock, attached, integration.name, actor)
         if attached.opened and is_open(attached.incident.status):
@@ -260,7 +262,7 @@ async def _group(
     clock: Clock,
     policy: Policy,
     integration: IntegrationInfo,
-    new: list[Alert],
+    new: list[NewAlert],
     actor: str,
     now: datetime,
 ) -> dict[int, grouping.Attached]:

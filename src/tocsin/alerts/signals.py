@@ -42,3 +42,40 @@ def label_fingerprint(labels: dict[str, str]) -> str:
         h.update(labels[name].encode())
         h.update(b"\xff")
     return h.hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class NewAlert:
+    """An alert about to be inserted: the columns of an `alerts` row, without ORM bookkeeping."""
+
+    integration_id: int
+    dedup_key: str
+    summary: str
+    severity: str
+    severity_reason: str
+    source: str
+    service: str | None
+    component: str | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    details: dict[str, Any]
+    links: list[dict[str, str]]
+    group_key: str
+    starts_at: datetime
+    ends_at: datetime | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    status: str = "firing"
+    count: int = 1
+    muted_by: str | None = None
+    incident_id: int | None = None
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    id: int | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The values to insert."""
+        return {name: getattr(self, name) for name in _ROW_FIELDS}
+
+
+_ROW_FIELDS = [f for f in NewAlert.__dataclass_fields__ if f != "id"]
