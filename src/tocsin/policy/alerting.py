@@ -56,7 +56,7 @@ class AlertingPolicy(PolicyModel):
     severity_rules: list[SeverityRule] = []
     default_severity: SeverityKey = "P2"
     complete_outage_severity: SeverityKey | None = "P0"
-    rate_limit_per_minute: int = Field(default=60_000, ge=1)
+    rate_limit_per_minute: int = Field(default=3_000_000, ge=1)
     reports_threshold: int = Field(default=3, ge=1)
     reports_window: Duration = timedelta(minutes=15)
     integrations: list[IntegrationSpec] = []
