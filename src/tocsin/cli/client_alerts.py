@@ -83,7 +83,9 @@ def add(
     ],
     for_: Annotated[str, typer.Option("--for", help="how long, e.g. 2h")] = "1h",
     comment: Annotated[str, typer.Option(help="why")] = "",
-    maintenance: Annotated[bool, typer.Option("--maintenance", help="mark it as a maintenance window")] = False,
+    maintenance: Annotated[
+        bool, typer.Option("--maintenance", help="mark it as a maintenance window")
+    ] = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
     as_json: Json = False,
