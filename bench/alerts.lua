@@ -47,10 +47,10 @@ function init(args)
   counter = 0
   if mode == "resend" then
     pool = {}
-    for b = 0, POOL // batch - 1 do
+    for b = 0, math.floor(POOL / batch) - 1 do
       pool[#pool + 1] = wrk.format(nil, nil, nil, body("pool", b * batch, batch))
     end
-    counter = (tid - 1) * (#pool // 2) -- threads start at different places in the pool
+    counter = (tid - 1) * math.floor(#pool / 2) -- threads start at different places in the pool
   end
 end
 
