@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -345,3 +346,48 @@ async def test_rate_limit_answers_429_with_retry_after(
         codes.append(r.status_code)
     assert codes[:limit] == [202] * limit and codes[-1] == 429
     assert int(r.headers["Retry-After"]) >= 1
+
+
+async def test_two_processes_seeing_a_groups_first_alerts_open_one_incident(
+    rt: Runtime, database_url: str, clock: FakeClock
+) -> None:
+    """Two runtimes (as two `tocsin serve` replicas would be) share one PostgreSQL database."""
+    if rt.db.is_sqlite:
+        pytest.skip("SQLite serves from one process; replicas need PostgreSQL")
+    from tocsin.alerts import integrations
+    from tocsin.alerts.signals import Signal
+    from tocsin.app import build_runtime
+    from tocsin.config import Settings
+
+    other = build_runtime(Settings(database_url=database_url, background=False), clock=clock)
+    try:
+        async with rt.db.transaction() as session:
+            row, _ = await integrations.create(
+                session,
+                clock,
+                rt.policy,
+                name="prom",
+                kind="prometheus",
+                service="portal",
+                severity_rules=[],
+                actor="t",
+            )
+            info = integrations.info(row)
+        for round_ in range(5):
+            signals = [
+                Signal(action="trigger", dedup_key=f"{round_}-{n}", summary=f"round {round_}")
+                for n in range(2)
+            ]
+            await asyncio.gather(
+                rt.ingestor.submit(info, [signals[0]]), other.ingestor.submit(info, [signals[1]])
+            )
+            clock.advance(minutes=11)  # the next round is a new group
+        async with rt.db.session() as session:
+            from tocsin.incidents import service as incidents
+
+            _, total = await incidents.list_incidents(session)
+        assert total == 5
+    finally:
+        await other.ingestor.close()
+        await other.db.dispose()
+        await rt.ingestor.close()

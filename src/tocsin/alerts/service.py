@@ -15,6 +15,7 @@ from tocsin.alerts.integrations import IntegrationInfo
 from tocsin.alerts.models import Alert, AlertGroup
 from tocsin.alerts.signals import NewAlert, Signal
 from tocsin.core.clock import Clock
+from tocsin.db.engine import advisory_lock
 from tocsin.incidents import service as incidents
 from tocsin.incidents.lifecycle import Status, is_open
 from tocsin.incidents.models import Incident
@@ -272,6 +273,8 @@ async def _group(
     for alert in new:
         gk = (alert.service or "", alert.group_key)
         if gk not in groups:
+            # Held to commit: two processes seeing a group's first alerts at once open one incident.
+            await advisory_lock(session, f"alert-group:{gk[0]}:{gk[1]}")
             groups[gk] = await grouping.find_group(session, policy, gk[0], gk[1], now)
         group = groups[gk]
         if group is None:
