@@ -7,6 +7,7 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -112,3 +113,33 @@ def seed_policy_with(extra: str, filename: str = "test.yaml") -> Policy:
     for key in re.findall(r"^([a-z_]+):", extra, flags=re.M):
         seed = re.sub(rf"^{key}: \[\]\n", "", seed, flags=re.M)  # the seed's empty placeholder
     return load_policy_text(seed + extra, filename)
+
+
+@contextmanager
+def served(database_url: str, admin_token: str) -> Iterator[str]:
+    """A real Tocsin HTTP server on a free port with an admin holding `admin_token`; yields its URL.
+
+    Its clock is a FakeClock set to the wall clock, so a CLI's countdowns agree with the server's.
+    """
+    import asyncio
+
+    from tocsin.app import build_runtime, create_app
+    from tocsin.config import Settings
+
+    async def prepare() -> None:
+        db = Database(database_url)
+        try:
+            if not db.is_sqlite:
+                await reset(db)
+            async with db.transaction() as session:
+                await auth.bootstrap(session, FakeClock(), admin_token)
+        finally:
+            await db.dispose()
+
+    asyncio.run(prepare())
+    # The engine connects lazily: built here, used only on the server thread's event loop.
+    rt = build_runtime(
+        Settings(database_url=database_url, background=False), clock=FakeClock(datetime.now(UTC))
+    )
+    with running_server(create_app(runtime=rt)) as url:
+        yield url

@@ -16,12 +16,9 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner, Result
 
-from tocsin.app import build_runtime, create_app
-from tocsin.auth import service as auth
 from tocsin.cli.main import app
-from tocsin.config import Settings
 from tocsin.db.engine import Database
-from tocsin.testing import FakeClock, bearer, reset, running_server
+from tocsin.testing import bearer, served
 
 ADMIN_TOKEN = "tok_cli-test-admin-token"
 runner = CliRunner()
@@ -42,26 +39,10 @@ class Tocsin:
         return json.loads(result.stdout)
 
 
-async def _prepare(database_url: str) -> None:
-    db = Database(database_url)
-    try:
-        if not db.is_sqlite:
-            await reset(db)
-        async with db.transaction() as session:
-            await auth.bootstrap(session, FakeClock(), ADMIN_TOKEN)
-    finally:
-        await db.dispose()
-
-
 @pytest.fixture
 def tocsin(database_url: str) -> Iterator[Tocsin]:
     """A Tocsin server on a free port, its clock set to the wall clock so the CLI's countdowns agree."""
-    asyncio.run(_prepare(database_url))
-    # The engine connects lazily: built here, used only on the server thread's event loop.
-    rt = build_runtime(
-        Settings(database_url=database_url, background=False), clock=FakeClock(datetime.now(UTC))
-    )
-    with running_server(create_app(runtime=rt)) as url:
+    with served(database_url, ADMIN_TOKEN) as url:
         yield Tocsin(url=url, database_url=database_url)
 
 

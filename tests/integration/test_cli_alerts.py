@@ -2,44 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tocsin.app import build_runtime, create_app
-from tocsin.auth import service as auth
 from tocsin.cli.main import app
-from tocsin.config import Settings
-from tocsin.db.engine import Database
-from tocsin.testing import FakeClock, bearer, reset, running_server
+from tocsin.testing import bearer, served
 
 TOKEN = "tok_cli-alerts-admin"
 runner = CliRunner()
 
 
-async def _prepare(database_url: str) -> None:
-    db = Database(database_url)
-    try:
-        if not db.is_sqlite:
-            await reset(db)
-        async with db.transaction() as session:
-            await auth.bootstrap(session, FakeClock(), TOKEN)
-    finally:
-        await db.dispose()
-
-
 @pytest.fixture
 def url(database_url: str) -> Iterator[str]:
-    asyncio.run(_prepare(database_url))
-    rt = build_runtime(
-        Settings(database_url=database_url, background=False), clock=FakeClock(datetime.now(UTC))
-    )
-    with running_server(create_app(runtime=rt)) as base:
+    with served(database_url, TOKEN) as base:
         yield base
 
 
