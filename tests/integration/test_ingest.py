@@ -391,3 +391,36 @@ async def test_two_processes_seeing_a_groups_first_alerts_open_one_incident(
         await other.ingestor.close()
         await other.db.dispose()
         await rt.ingestor.close()
+
+
+async def test_a_storm_is_told_on_the_timeline_once_a_minute(
+    client: httpx.AsyncClient, tokens: dict[str, str], clock: FakeClock, rt: Runtime
+) -> None:
+    from tocsin.alerts import jobs
+
+    key = await integration(client, tokens["admin"], "prometheus", service="portal")
+    for start in range(0, 500, 10):  # 50 requests within one second of each other
+        batch = [
+            {"labels": {"alertname": f"Down{i}", "severity": "warning"}} for i in range(start, start + 10)
+        ]
+        assert (await client.post("/api/v2/alerts", json=batch, headers=bearer(key))).status_code == 200
+    path = "/api/v1/incidents/INC-1/timeline"
+    told = [
+        e for e in (await client.get(path, headers=bearer(tokens["viewer"]))).json() if e["kind"] == "alert"
+    ]
+    assert [(e["data"]["opened"], e["data"]["total"]) for e in told] == [(10, 10)]
+    clock.advance(seconds=30)
+    assert await jobs.expire_alerts(rt) == 0  # not quiet for a minute yet
+    clock.advance(seconds=31)
+    assert await jobs.expire_alerts(rt) == 1
+    told = [
+        e for e in (await client.get(path, headers=bearer(tokens["viewer"]))).json() if e["kind"] == "alert"
+    ]
+    assert [(e["data"]["opened"], e["data"]["total"]) for e in told] == [(10, 10), (490, 500)]
+    clock.advance(seconds=61)
+    more = [{"labels": {"alertname": "Late", "severity": "warning"}}]
+    await client.post("/api/v2/alerts", json=more, headers=bearer(key))  # a quiet minute on: told at once
+    told = [
+        e for e in (await client.get(path, headers=bearer(tokens["viewer"]))).json() if e["kind"] == "alert"
+    ]
+    assert [(e["data"]["opened"], e["data"]["total"]) for e in told][-1] == (1, 501)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -19,6 +20,7 @@ from tocsin.incidents.models import Incident
 from tocsin.incidents.timeline import EventKind
 from tocsin.policy.models import Policy
 
+STORM_NOTE_EVERY = timedelta(minutes=1)
 SOURCE_BY_KIND = {"heartbeat": "monitor", "monitor": "monitor", "reports": "user_report"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -42,6 +44,13 @@ class Attached:
     created: bool
     opened: list[NewAlert] = field(default_factory=list)
     muted: list[NewAlert] = field(default_factory=list)
+    groups: list[AlertGroup] = field(default_factory=list)
+
+    def due(self, now: datetime) -> bool:
+        """Whether this batch goes on the timeline now, or waits to be told with later ones."""
+        if self.created or self.muted:
+            return True
+        return any(g.told_at is None or now - g.told_at >= STORM_NOTE_EVERY for g in self.groups)
 
 
 async def find_group(
@@ -128,21 +137,56 @@ async def raise_severity(
         await incidents.change_severity(session, clock, policy, incident, best, actor, reason)
 
 
+def _sample(alerts: Iterable[NewAlert | Alert]) -> list[dict[str, object]]:
+    return [
+        {"id": a.id, "summary": a.summary[:200], "severity": a.severity, "dedup_key": a.dedup_key[:80]}
+        for a in alerts
+    ]
+
+
 async def record(
     session: AsyncSession, clock: Clock, attached: Attached, integration: str, actor: str
 ) -> None:
-    """One timeline event per incident per batch, however many alerts it carried."""
-    sample = [
-        {"id": a.id, "summary": a.summary[:200], "severity": a.severity, "dedup_key": a.dedup_key[:80]}
-        for a in attached.opened[:20]
-    ]
+    """One timeline event for every alert of the incident's groups not yet told, this batch's included."""
+    now = clock.now()
+    untold = sum(g.alert_count - g.told for g in attached.groups) - len(attached.muted)
     data: dict[str, object] = {
         "integration": integration,
-        "opened": len(attached.opened),
-        "alerts": sample,
+        "opened": max(untold, len(attached.opened)),
+        "total": sum(g.alert_count for g in attached.groups),
+        "alerts": _sample(attached.opened[:20]),
         "grouped": not attached.created,
     }
     if attached.muted:
         data["silenced"] = len(attached.muted)
         data["silenced_by"] = sorted({a.muted_by or "" for a in attached.muted})
+    for group in attached.groups:
+        group.told, group.told_at = group.alert_count, now
     await incidents.record(session, clock, attached.incident, EventKind.alert, actor, data)
+
+
+async def tell_quiet_groups(session: AsyncSession, clock: Clock, limit: int = 100) -> int:
+    """Put on their timelines the alerts of storms that went quiet before the timeline heard of them."""
+    now = clock.now()
+    groups = list(
+        await session.scalars(
+            select(AlertGroup)
+            .where(AlertGroup.alert_count > AlertGroup.told, AlertGroup.told_at <= now - STORM_NOTE_EVERY)
+            .order_by(AlertGroup.id)
+            .limit(limit)
+        )
+    )
+    for group in groups:
+        incident = await incidents.get(session, group.incident_id, for_update=True)
+        newest = await session.scalars(
+            select(Alert).where(Alert.incident_id == incident.id).order_by(Alert.id.desc()).limit(20)
+        )
+        data = {
+            "opened": group.alert_count - group.told,
+            "total": group.alert_count,
+            "alerts": _sample(newest),
+            "grouped": True,
+        }
+        group.told, group.told_at = group.alert_count, now
+        await incidents.record(session, clock, incident, EventKind.alert, "tocsin", data)
+    return len(groups)

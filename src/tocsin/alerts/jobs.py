@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from tocsin.alerts import service
+from tocsin.alerts import grouping, service
 from tocsin.runtime import Runtime
 
 
 async def expire_alerts(rt: Runtime) -> int:
-    """Resolve Prometheus alerts whose endsAt passed without a re-send."""
+    """Resolve Prometheus alerts whose endsAt passed without a re-send; tell timelines of quiet storms."""
     async with rt.db.transaction() as session:
         count = await service.expire(session, rt.clock, rt.policy)
+        count += await grouping.tell_quiet_groups(session, rt.clock)
     if count:
         rt.bus.publish("incidents")
     return count

@@ -85,6 +85,9 @@ class AlertGroup(Base):
     opened_at: Mapped[datetime]
     last_alert_at: Mapped[datetime]
     alert_count: Mapped[int] = mapped_column(default=0)
+    # In a storm the timeline hears of new alerts at most once a minute: how many it has been told of.
+    told: Mapped[int] = mapped_column(default=0, server_default="0")
+    told_at: Mapped[datetime | None]
 
 
 class Silence(Base):

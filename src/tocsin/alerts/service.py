@@ -253,7 +253,8 @@ async def _flush_new(
     touched = await _group(session, clock, policy, integration, new, actor, now)
     await _insert(session, integration.id, new)
     for attached in touched.values():
-        await grouping.record(session, clock, attached, integration.name, actor)
+        if attached.due(now):
+            await grouping.record(session, clock, attached, integration.name, actor)
         if attached.opened and is_open(attached.incident.status):
             await grouping.raise_severity(session, clock, policy, attached.incident, attached.opened, actor)
 
@@ -288,6 +289,7 @@ async def _group(
                 opened_at=now,
                 last_alert_at=now,
                 alert_count=0,
+                told=0,
             )
             session.add(group)
             groups[gk] = group
@@ -295,6 +297,8 @@ async def _group(
         elif group.incident_id not in touched:
             incident = await incidents.get(session, group.incident_id, for_update=True)
             touched[incident.id] = grouping.Attached(incident, created=False)
+        if group not in touched[group.incident_id].groups:
+            touched[group.incident_id].groups.append(group)
         group.last_alert_at = now
         group.alert_count += 1
         alert.incident_id = group.incident_id
