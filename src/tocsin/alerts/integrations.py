@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts.models import Integration
 from tocsin.core.clock import Clock
-from tocsin.core.errors import Conflict, InvalidInput, NotFound
+from tocsin.core.errors import Conflict, InvalidInput
 from tocsin.core.ids import digest
 from tocsin.policy.alerting import SeverityRule
 from tocsin.policy.models import Policy
@@ -82,13 +82,6 @@ async def by_key(session: AsyncSession, key: str) -> IntegrationInfo | None:
         select(Integration).where(Integration.key_hash == digest(key), Integration.disabled_at.is_(None))
     )
     return info(row) if row is not None else None
-
-
-async def by_name(session: AsyncSession, name: str) -> Integration:
-    row = await session.scalar(select(Integration).where(Integration.name == name))
-    if row is None:
-        raise NotFound(f"no integration {name!r}", field="name")
-    return row
 
 
 async def listing(session: AsyncSession) -> list[Integration]:

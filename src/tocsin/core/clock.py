@@ -36,10 +36,3 @@ class FakeClock:
     def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
         self._now += delta if delta is not None else timedelta(**kwargs)
         return self._now
-
-
-def utc(at: datetime) -> datetime:
-    """Return an aware UTC datetime; naive values (as SQLite returns them) are taken as UTC."""
-    if at.tzinfo is None:
-        return at.replace(tzinfo=UTC)
-    return at.astimezone(UTC)

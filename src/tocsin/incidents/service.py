@@ -418,15 +418,5 @@ async def hypotheses(session: AsyncSession, incident: Incident) -> list[dict[str
     return list(latest.values())
 
 
-async def counts_by_severity(session: AsyncSession) -> dict[str, int]:
-    """Open incidents by severity."""
-    rows = await session.execute(
-        select(Incident.severity, func.count())
-        .where(Incident.status.in_([s.value for s in ACTIVE]))
-        .group_by(Incident.severity)
-    )
-    return {sev: int(n) for sev, n in rows}
-
-
 async def open_incidents(session: AsyncSession) -> list[Incident]:
     return list(await session.scalars(select(Incident).where(Incident.status.in_([s.value for s in ACTIVE]))))
