@@ -29,7 +29,7 @@ class Rejected(Exception):
         self.status, self.messages, self.field, self.retry_after = status, messages, field, retry_after
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
@@ -52,11 +52,11 @@ def tocsin_error(exc: Rejected) -> Response:
             "field": exc.field,
         }
     }
-    return _json(exc.status, body, _retry(exc))
+    return json_response(exc.status, body, _retry(exc))
 
 
 def alertmanager_error(exc: Rejected) -> Response:
-    return _json(exc.status, "; ".join(exc.messages)[:2000], _retry(exc))
+    return json_response(exc.status, "; ".join(exc.messages)[:2000], _retry(exc))
 
 
 def pagerduty_error(exc: Rejected) -> Response:
@@ -70,12 +70,12 @@ def pagerduty_error(exc: Rejected) -> Response:
         body = {"status": "invalid event", "message": "Event object is invalid", "errors": exc.messages[:20]}
     else:
         body = {"status": "error", "message": "; ".join(exc.messages)[:2000]}
-    return _json(exc.status, body, _retry(exc))
+    return json_response(exc.status, body, _retry(exc))
 
 
 async def read_body(request: Request) -> bytes:
     """The request body, refused with 413 past the configured size (announced or streamed)."""
-    limit = _rt(request).settings.max_body_bytes
+    limit = runtime_of(request).settings.max_body_bytes
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > limit):
         raise Rejected(413, [f"body over {limit} bytes"])
@@ -125,7 +125,7 @@ async def admit(rt: Runtime, key: str, cost: int) -> IntegrationInfo:
     return integration
 
 
-def _rt(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
 
@@ -150,17 +150,17 @@ async def _submit(rt: Runtime, integration: IntegrationInfo, signals: list[Signa
 
 
 async def alertmanager_webhook(request: Request) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     key = bearer_or_query_key(request)
     body = await read_json(request)
     signals = alertmanager.parse_webhook(body, rt.clock.now())
     integration = await admit(rt, key, len(signals))
     outcomes = await _submit(rt, integration, signals)
-    return _json(200, {"status": "success", "alerts": len(outcomes)})
+    return json_response(200, {"status": "success", "alerts": len(outcomes)})
 
 
 async def prometheus_alerts(request: Request) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     key = bearer_or_query_key(request)
     integration = await rt.keys.lookup(key)
     if integration is None:
@@ -173,7 +173,7 @@ async def prometheus_alerts(request: Request) -> Response:
 
 
 async def pagerduty_enqueue(request: Request) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     body = await read_json(request)
     if isinstance(body, dict) and not body.get("routing_key") and request.headers.get("x-routing-key"):
         body["routing_key"] = request.headers["x-routing-key"]  # older pdpyras sends the key as a header
@@ -183,11 +183,13 @@ async def pagerduty_enqueue(request: Request) -> Response:
         raise Rejected(400, ["Invalid routing key"])
     await admit(rt, routing_key, 1)
     await _submit(rt, integration, [signal])
-    return _json(202, {"status": "success", "message": "Event processed", "dedup_key": signal.dedup_key})
+    return json_response(
+        202, {"status": "success", "message": "Event processed", "dedup_key": signal.dedup_key}
+    )
 
 
 async def generic_webhook(request: Request) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     key = bearer_or_query_key(request)
     signal = generic.parse(await read_json(request), rt.clock.now())
     integration = await admit(rt, key, 1)
@@ -195,7 +197,7 @@ async def generic_webhook(request: Request) -> Response:
     body = {"status": outcome.result, "dedup_key": signal.dedup_key, "alert_id": outcome.alert_id}
     if outcome.incident_id is not None:
         body["incident"] = f"INC-{outcome.incident_id}"
-    return _json(202, body)
+    return json_response(202, body)
 
 
 routes = [

@@ -4,9 +4,8 @@ and read-only JSON views of the heartbeats and error-rate detectors."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -14,7 +13,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tocsin.alerts.formats import sentry
-from tocsin.alerts.ingest import Rejected, admit, bearer_or_query_key, read_json, tocsin_error
+from tocsin.alerts.ingest import (
+    Rejected,
+    admit,
+    bearer_or_query_key,
+    json_response,
+    read_json,
+    runtime_of,
+    tocsin_error,
+)
 from tocsin.alerts.signals import FormatError
 from tocsin.auth.deps import require
 from tocsin.auth.roles import Role
@@ -25,18 +32,9 @@ from tocsin.monitors import detector_jobs, heartbeats
 from tocsin.runtime import Runtime, runtime
 
 
-def _json(status: int, body: Any) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-def _rt(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
 async def heartbeat_ping(request: Request) -> Response:
     """`POST` (or `GET`, for `curl` in a crontab) `/api/v1/heartbeats/{name}` with any integration key."""
-    rt = _rt(request)
+    rt = runtime_of(request)
     try:
         await admit(rt, bearer_or_query_key(request), 1)
     except Rejected as exc:
@@ -45,11 +43,11 @@ async def heartbeat_ping(request: Request) -> Response:
     spec = heartbeats.spec_of(rt.policy, name)
     if spec is None:
         message = f"no heartbeat {name[:64]!r} in the policy"
-        return _json(404, {"error": {"code": "not_found", "message": message, "field": "name"}})
+        return json_response(404, {"error": {"code": "not_found", "message": message, "field": "name"}})
     async with rt.db.transaction() as session:
         pinged = await heartbeats.ping(session, rt.clock, rt.policy, spec)
     detector_jobs.publish(rt, pinged.outcomes)
-    return _json(
+    return json_response(
         200,
         {
             "status": "ok",
@@ -63,7 +61,7 @@ async def heartbeat_ping(request: Request) -> Response:
 
 async def sentry_webhook(request: Request) -> Response:
     """Count each Sentry error event towards the webhook error-rate detectors of its project."""
-    rt = _rt(request)
+    rt = runtime_of(request)
     try:
         await admit(rt, bearer_or_query_key(request), 1)
         events = sentry.parse(await read_json(request), request.headers.get("sentry-hook-resource"))
@@ -81,7 +79,7 @@ async def sentry_webhook(request: Request) -> Response:
         async with rt.db.transaction() as session:
             outcomes = await detector_jobs.record_events(session, rt.clock, rt.policy, counts)
         detector_jobs.publish(rt, outcomes)
-    return _json(200, {"status": "ok", "events": len(events), "counted": sorted(counts)})
+    return json_response(200, {"status": "ok", "events": len(events), "counted": sorted(counts)})
 
 
 routes = [
