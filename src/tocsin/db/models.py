@@ -3,9 +3,12 @@
 from tocsin.alerts.models import Alert, AlertGroup, Integration, Silence
 from tocsin.auth.models import ApiToken, User, WebSession
 from tocsin.db.base import Base
+from tocsin.engine.models import InstanceSecret, Timer
 from tocsin.incidents.models import Incident, RoleAssignment, TimelineEvent
 from tocsin.monitors.detector_models import ErrorRateState, HeartbeatState
 from tocsin.monitors.models import MonitorDaily, MonitorHourly, MonitorLease, MonitorResult, MonitorState
+from tocsin.notify.models import OutboxMessage
+from tocsin.oncall.models import Escalation, Override, Page
 from tocsin.reports.models import Report, ReportBurst
 
 __all__ = [
@@ -14,19 +17,25 @@ __all__ = [
     "ApiToken",
     "Base",
     "ErrorRateState",
+    "Escalation",
     "HeartbeatState",
     "Incident",
+    "InstanceSecret",
     "Integration",
     "MonitorDaily",
     "MonitorHourly",
     "MonitorLease",
     "MonitorResult",
     "MonitorState",
+    "OutboxMessage",
+    "Override",
+    "Page",
     "Report",
     "ReportBurst",
     "RoleAssignment",
     "Silence",
     "TimelineEvent",
+    "Timer",
     "User",
     "WebSession",
 ]

@@ -38,6 +38,9 @@ class Incident(Base):
     status_page_due_at: Mapped[datetime | None]
     last_update_at: Mapped[datetime | None]
     status_page_updated_at: Mapped[datetime | None]
+    # The stability watch: a mitigated incident may be resolved from this instant (see engine jobs).
+    watch_until: Mapped[datetime | None]
+    missed_updates: Mapped[int] = mapped_column(default=0)  # management updates that came late
 
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]

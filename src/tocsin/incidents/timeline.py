@@ -28,6 +28,10 @@ class EventKind(StrEnum):
     action = "action"
     update = "update"
     alert = "alert"
+    page = "page"  # a person paged (team assembly, escalation step, manual)
+    escalation = "escalation"  # a chain started, advanced, skipped a step or ran out
+    notification = "notification"  # a message delivered, or finally failed
+    reminder = "reminder"  # an update, status page or meeting reminder; a timer that fired late
 
 
 def event_hash(
