@@ -13,6 +13,7 @@ from tocsin.core.bus import Bus
 from tocsin.core.clock import Clock
 from tocsin.db.engine import Database
 from tocsin.engine.loops import Loops
+from tocsin.engine.worker import Handler
 from tocsin.health.metrics import Metrics
 from tocsin.policy.models import Policy
 
@@ -28,8 +29,10 @@ class Runtime:
     ingestor: Ingestor = field(init=False)
     keys: KeyRing = field(init=False)
     loops: Loops = field(default_factory=Loops)
+    handlers: dict[str, Handler] = field(default_factory=dict)  # timer kind -> handler (domains' jobs.py)
 
     def __post_init__(self) -> None:
+        self.db.on_commit = self.bus.publish
         self.ingestor = Ingestor(self.db, self.clock, self.policy, self.bus)
         self.keys = KeyRing(self.db)
 

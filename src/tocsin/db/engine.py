@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,8 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time; queueing writers here avoids SQLITE_BUSY inside one process.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # Called with the topics a committed transaction asked to publish (see publish_after_commit).
+        self.on_commit: Callable[..., None] | None = None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -66,11 +68,20 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose work commits on success and rolls back on any error."""
         if self._write_lock is None:
-            async with self._sessions() as session, session.begin():
-                yield session
+            async with self._sessions() as session:
+                async with session.begin():
+                    yield session
+                self._published(session)
             return
-        async with self._write_lock, self._sessions() as session, session.begin():
-            yield session
+        async with self._write_lock, self._sessions() as session:
+            async with session.begin():
+                yield session
+            self._published(session)
+
+    def _published(self, session: AsyncSession) -> None:
+        topics = session.info.pop(_TOPICS, None)
+        if topics and self.on_commit is not None:
+            self.on_commit(*topics)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -78,6 +89,14 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+_TOPICS = "tocsin.publish"
+
+
+def publish_after_commit(session: AsyncSession, *topics: str) -> None:
+    """Wake this process's waiters on `topics` once the session's transaction has committed."""
+    session.info.setdefault(_TOPICS, set()).update(topics)
 
 
 async def advisory_lock(session: AsyncSession, key: str) -> None:

@@ -10,18 +10,29 @@ from tocsin.monitors.models import MonitorDaily, MonitorHourly, MonitorLease, Mo
 from tocsin.notify.models import OutboxMessage
 from tocsin.oncall.models import Escalation, Override, Page
 from tocsin.reports.models import Report, ReportBurst
+from tocsin.statuspage.models import (
+    ComponentChange,
+    Maintenance,
+    PageVersion,
+    StatusComponent,
+    StatusUpdate,
+    SubscribeAttempt,
+    Subscriber,
+)
 
 __all__ = [
     "Alert",
     "AlertGroup",
     "ApiToken",
     "Base",
+    "ComponentChange",
     "ErrorRateState",
     "Escalation",
     "HeartbeatState",
     "Incident",
     "InstanceSecret",
     "Integration",
+    "Maintenance",
     "MonitorDaily",
     "MonitorHourly",
     "MonitorLease",
@@ -30,10 +41,15 @@ __all__ = [
     "OutboxMessage",
     "Override",
     "Page",
+    "PageVersion",
     "Report",
     "ReportBurst",
     "RoleAssignment",
     "Silence",
+    "StatusComponent",
+    "StatusUpdate",
+    "SubscribeAttempt",
+    "Subscriber",
     "TimelineEvent",
     "Timer",
     "User",

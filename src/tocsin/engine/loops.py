@@ -20,6 +20,7 @@ class Loop:
     name: str
     every: float  # seconds between the end of one tick and the start of the next
     tick: Callable[[], Awaitable[object]]
+    wait: Callable[[], Awaitable[object]] | None = None  # instead of sleeping `every` (e.g. a wake-up)
     failures: int = 0
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -34,7 +35,10 @@ class Loop:
                 # A failing loop backs off but never stops: the next tick may find the database back.
                 self.failures += 1
                 log.exception("background loop %s failed (%d in a row)", self.name, self.failures)
-            await asyncio.sleep(self.every * min(2 ** min(self.failures, 5), 30))
+            if self.failures == 0 and self.wait is not None:
+                await self.wait()
+            else:
+                await asyncio.sleep(self.every * min(2 ** min(self.failures, 5), 30))
 
 
 class Loops:
@@ -43,10 +47,16 @@ class Loops:
     def __init__(self) -> None:
         self.loops: list[Loop] = []
 
-    def add(self, name: str, every: float, tick: Callable[[], Awaitable[object]]) -> None:
+    def add(
+        self,
+        name: str,
+        every: float,
+        tick: Callable[[], Awaitable[object]],
+        wait: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         """Register a loop; a second registration of the same name replaces the first."""
         self.loops = [loop for loop in self.loops if loop.name != name]
-        self.loops.append(Loop(name, every, tick))
+        self.loops.append(Loop(name, every, tick, wait))
 
     def start(self) -> None:
         for loop in self.loops:

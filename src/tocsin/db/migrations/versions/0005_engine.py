@@ -37,7 +37,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_timers")),
         sa.UniqueConstraint("kind", "key", name="uq_timers_kind_key"),
     )
-    op.create_index(op.f("ix_timers_due_at"), "timers", ["due_at"])
+    op.create_index(
+        "ix_timers_pending",
+        "timers",
+        ["due_at"],
+        postgresql_where=sa.text("fired_at IS NULL"),
+        sqlite_where=sa.text("fired_at IS NULL"),
+    )
     op.create_index(op.f("ix_timers_incident_id"), "timers", ["incident_id"])
     op.create_table(
         "instance_secrets",
@@ -143,5 +149,5 @@ def downgrade() -> None:
     op.drop_table("outbox")
     op.drop_table("instance_secrets")
     op.drop_index(op.f("ix_timers_incident_id"), table_name="timers")
-    op.drop_index(op.f("ix_timers_due_at"), table_name="timers")
+    op.drop_index("ix_timers_pending", table_name="timers")
     op.drop_table("timers")

@@ -1,0 +1,87 @@
+"""Scheduling timers: rows with a `due_at`, written in the transaction of the change that causes them.
+
+`schedule` is an upsert on (kind, key): scheduling again moves the one timer, so callers can re-plan
+an incident's timers after every change without first asking what exists. A timer due now wakes the
+workers when its transaction commits: this process's through the bus, other processes' through
+PostgreSQL's NOTIFY.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tocsin.db.engine import publish_after_commit
+from tocsin.engine.models import Timer
+
+TOPIC = "timers"  # the in-process bus topic, and the PostgreSQL NOTIFY channel (prefixed)
+CHANNEL = "tocsin_timers"
+
+
+async def schedule(
+    session: AsyncSession,
+    now: datetime,
+    kind: str,
+    key: str,
+    due_at: datetime,
+    payload: dict[str, Any] | None = None,
+    *,
+    incident_id: int | None = None,
+) -> None:
+    """Have the handler of `kind` run at `due_at`; replaces the pending timer with the same kind and key."""
+    values = {
+        "kind": kind,
+        "key": key,
+        "due_at": due_at,
+        "payload": payload or {},
+        "incident_id": incident_id,
+        "created_at": now,
+        "attempts": 0,
+        "last_error": None,
+        "fired_at": None,
+    }
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(Timer).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Timer.kind, Timer.key],
+        set_={
+            "due_at": due_at,
+            "payload": values["payload"],
+            "attempts": 0,
+            "last_error": None,
+            "fired_at": None,
+        },
+    )
+    await session.execute(stmt)
+    if due_at <= now:
+        await wake(session)
+
+
+async def wake(session: AsyncSession) -> None:
+    """Wake the workers when this transaction commits."""
+    publish_after_commit(session, TOPIC)
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text(f"NOTIFY {CHANNEL}"))
+
+
+async def cancel(session: AsyncSession, kind: str, key: str) -> None:
+    await session.execute(delete(Timer).where(Timer.kind == kind, Timer.key == key))
+
+
+async def cancel_for(session: AsyncSession, incident_id: int, kinds: Iterable[str]) -> None:
+    """Cancel the incident's pending timers of these kinds."""
+    await session.execute(delete(Timer).where(Timer.incident_id == incident_id, Timer.kind.in_(list(kinds))))
+
+
+async def pending(session: AsyncSession, incident_id: int | None = None) -> list[Timer]:
+    """Pending timers, soonest first; those of one incident when given."""
+    query = select(Timer).order_by(Timer.due_at, Timer.id)
+    if incident_id is not None:
+        query = query.where(Timer.incident_id == incident_id)
+    return list(await session.scalars(query))

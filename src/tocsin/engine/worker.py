@@ -1,0 +1,145 @@
+"""The engine's worker: claims due timers and runs their handlers, each exactly once.
+
+A batch of due timers is claimed in one transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so
+workers in other processes take other timers); each timer is deleted and its handler run inside a
+savepoint of that transaction. The handler's writes (pages, outbox rows, timeline entries, the next
+timer) and the timer's `fired_at` commit together or not at all: a worker killed mid-batch leaves every
+timer of the batch pending for the next worker, and none of them half-done. A handler that fails is
+retried with backoff and its error kept on the timer row.
+
+Overdue timers (after a restart or hours of downtime) fire once: a repeating handler schedules its
+next run from the time it actually ran, and `Firing.late` tells it how late it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import psycopg
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tocsin.core.bus import Bus
+from tocsin.core.clock import Clock
+from tocsin.db.engine import Database
+from tocsin.engine.models import Timer
+from tocsin.engine.timers import CHANNEL, TOPIC
+
+log = logging.getLogger("tocsin.engine")
+
+MAX_WAIT = 5.0  # seconds a worker sleeps at most without a wake-up (a timer may come due meanwhile)
+
+
+@dataclass(frozen=True)
+class Firing:
+    """When a timer actually fired, and how long after it was due."""
+
+    now: datetime
+    late: timedelta
+
+
+Handler = Callable[[AsyncSession, Timer, Firing], Awaitable[None]]
+
+
+def backoff(attempts: int) -> timedelta:
+    """Retry delay after the n-th failure: 5 s, 10 s, 20 s ... at most 10 minutes."""
+    return timedelta(seconds=min(5 * 2 ** max(attempts - 1, 0), 600))
+
+
+class Worker:
+    def __init__(
+        self, db: Database, clock: Clock, handlers: Mapping[str, Handler], *, batch: int = 100
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.handlers = handlers
+        self.batch = batch
+        self.fired = 0
+        self.failed = 0
+
+    async def tick(self, rounds: int = 20) -> int:
+        """Fire every due timer (in batches, at most `rounds` of them); the number fired."""
+        total = 0
+        for _ in range(rounds):
+            claimed = await self._batch()
+            total += claimed
+            if claimed < self.batch:
+                break
+        return total
+
+    async def _batch(self) -> int:
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            query = (
+                select(Timer).where(Timer.due_at <= now).order_by(Timer.due_at, Timer.id).limit(self.batch)
+            )
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            timers = list(await session.scalars(query))
+            for timer in timers:
+                await self._fire(session, timer, now)
+        return len(timers)
+
+    async def _fire(self, session: AsyncSession, timer: Timer, now: datetime) -> None:
+        timer_id, kind, attempts = timer.id, timer.kind, timer.attempts
+        try:
+            async with session.begin_nested():
+                handler = self.handlers.get(kind)
+                if handler is None:
+                    raise LookupError(f"no handler for timer kind {kind!r}")
+                timer.fired_at = now
+                await session.flush()
+                await handler(session, timer, Firing(now, max(now - timer.due_at, timedelta(0))))
+            self.fired += 1
+        except Exception as exc:
+            self.failed += 1
+            log.exception("timer %s %s failed (attempt %d)", kind, timer.key, attempts + 1)
+            await session.execute(
+                update(Timer)
+                .where(Timer.id == timer_id)
+                .values(
+                    attempts=Timer.attempts + 1,
+                    last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                    due_at=now + backoff(attempts + 1),
+                )
+            )
+
+    async def next_due(self) -> datetime | None:
+        async with self.db.session() as session:
+            due: datetime | None = await session.scalar(
+                select(func.min(Timer.due_at)).where(Timer.fired_at.is_(None))
+            )
+            return due
+
+    async def wait(self, bus: Bus) -> None:
+        """Sleep until a timer may be due: woken at once when one is scheduled (bus or NOTIFY)."""
+        due = await self.next_due()
+        seconds = MAX_WAIT
+        if due is not None:
+            seconds = min(max((due - self.clock.now()).total_seconds(), 0.0), MAX_WAIT)
+        if seconds > 0:
+            await bus.wait(TOPIC, seconds)
+
+
+async def listen(db: Database, bus: Bus) -> None:
+    """Relay PostgreSQL NOTIFYs about new timers to this process's bus; reconnects until cancelled."""
+    conninfo = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+    failures = 0
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                await conn.execute(f"LISTEN {CHANNEL}")
+                failures = 0
+                async for _ in conn.notifies():
+                    bus.publish(TOPIC)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            failures += 1
+            log.warning("LISTEN %s lost; reconnecting (%d)", CHANNEL, failures, exc_info=True)
+        await asyncio.sleep(min(2**failures, 30))
