@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("created_at", UTC, nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("fired_at", UTC, nullable=True),
         sa.ForeignKeyConstraint(
             ["incident_id"], ["incidents.id"], name=op.f("fk_timers_incident_id_incidents")
         ),
