@@ -24,6 +24,8 @@ from tocsin.incidents import api as incidents_api
 from tocsin.monitors import api as monitors_api
 from tocsin.monitors import detector_api, detector_jobs
 from tocsin.monitors import jobs as monitor_jobs
+from tocsin.notify import api as notify_api
+from tocsin.notify import jobs as notify_jobs
 from tocsin.policy.loader import default_policy, load_policy
 from tocsin.policy.models import Policy
 from tocsin.reports import api as reports_api
@@ -78,6 +80,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     monitor_jobs.register(rt)
     report_jobs.register(rt)
     detector_jobs.register(rt)
+    notify_jobs.register(rt)
     http_errors.install(app)
     fast_routes = [*ingest.routes, *detector_api.routes]
     app.router.routes.extend(fast_routes)  # also reachable through the stack, e.g. for OpenAPI tooling
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         health_api.router,
         auth_api.router,
         incidents_api.router,
+        notify_api.router,
         alerts_api.router,
         detector_api.router,
         monitors_api.router,

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tocsin.core.durations import parse_duration
+
+
+def _duration(value: object) -> object:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class Settings(BaseSettings):
@@ -32,4 +43,18 @@ class Settings(BaseSettings):
     )
     support_address: str = Field(
         default="support@localhost", description="the address whose mail becomes user reports"
+    )
+    slack_token: str | None = Field(
+        default=None, description="Slack bot token (xoxb-...); Slack is off when unset"
+    )
+    slack_api_url: str = Field(default="https://slack.com/api/", description="base URL of Slack's Web API")
+    smtp_url: str | None = Field(
+        default=None,
+        description="outgoing mail server, smtp://user:pass@host:587?starttls=true or smtps://...",
+    )
+    mail_from: str = Field(default="tocsin@localhost", description="From address of the mail Tocsin sends")
+    webhook_secret: str | None = Field(default=None, description="key that signs outgoing webhooks")
+    webhook_timeout: float = Field(default=10.0, gt=0, le=60, description="seconds a webhook may take")
+    delivery_give_up_after: Duration = Field(
+        default=timedelta(hours=24), description="how long a failing message is retried before it fails"
     )
