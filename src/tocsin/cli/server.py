@@ -21,6 +21,7 @@ from tocsin.core.clock import SystemClock
 from tocsin.core.errors import TocsinError
 from tocsin.db import migrate
 from tocsin.db.engine import Database
+from tocsin.oncall.schedule import gap_warnings
 from tocsin.policy.loader import PolicyError, default_policy, load_policy
 from tocsin.policy.models import Policy
 
@@ -73,6 +74,8 @@ def check(file: Annotated[Path, typer.Argument(help="the policy file to check")]
         for issue in exc.issues:
             err.print(str(issue), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
+    for warning in gap_warnings(policy, SystemClock().now()):
+        err.print(f"{file}: warning: {warning}", highlight=False, markup=False, soft_wrap=True)
     services = len(policy.services)
     out.print(
         f"{file}: ok ({len(policy.severities)} severities, {services} service{'s' if services != 1 else ''})",

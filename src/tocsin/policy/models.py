@@ -44,6 +44,7 @@ from tocsin.policy.fields import (
     to_duration,
 )
 from tocsin.policy.monitors import MonitorSpec, check_monitors
+from tocsin.policy.oncall import PagingPolicy, Person, Team, check_references
 
 PageTarget = Literal["primary", "backup", "full_team", "management"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -157,7 +158,11 @@ class ChannelsPolicy(PolicyModel):
 
 
 class EscalationStep(PolicyModel):
-    """One role in an escalation chain, reached `after` the previous step."""
+    """One role in an escalation chain, reached `after` the previous step.
+
+    At most one target: a person, a rotation (who is on call in it), a team (its primary and backup on
+    call) or a Slack channel; with none, the step pages the people whose `titles` include `role`.
+    """
 
     role: str = Field(min_length=1)
     after: Duration = timedelta(0)
@@ -165,6 +170,21 @@ class EscalationStep(PolicyModel):
 
 class EscalationChain(PolicyModel):
     """An ordered list of roles to escalate to, optionally repeated."""
+    person: Slug | None = None
+    rotation: Slug | None = None
+    team: Slug | None = None
+    channel: SlackChannel | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> EscalationStep:
+        targets = [
+            name for name in ("person", "rotation", "team", "channel") if getattr(self, name) is not None
+        ]
+        if len(targets) > 1:
+            raise custom_error(
+                "escalation_step", f"a step has at most one target; this one has {' and '.join(targets)}"
+            )
+        return self
 
     title: str = ""
     steps: list[EscalationStep] = Field(min_length=1)
@@ -231,6 +251,9 @@ class Policy(PolicyModel):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, name: str) -> str:
+    people: list[Person] = []
+    teams: list[Team] = []
+    paging: PagingPolicy = Field(default_factory=lambda: _seed().paging)
         try:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError, OSError):
@@ -321,6 +344,11 @@ class Policy(PolicyModel):
     def tz(self) -> ZoneInfo:
         """The policy's time zone."""
         return ZoneInfo(self.timezone)
+    @model_validator(mode="after")
+    def _oncall_names_resolve(self) -> Policy:
+        check_references(self)  # people, rotations, teams and chains named anywhere must exist
+        return self
+
 
     @property
     def severity_keys(self) -> list[str]:
