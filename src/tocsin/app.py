@@ -26,6 +26,7 @@ from tocsin.monitors import detector_api, detector_jobs
 from tocsin.monitors import jobs as monitor_jobs
 from tocsin.notify import api as notify_api
 from tocsin.notify import jobs as notify_jobs
+from tocsin.oncall import api as oncall_api
 from tocsin.policy.loader import default_policy, load_policy
 from tocsin.policy.models import Policy
 from tocsin.reports import api as reports_api
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         detector_api.router,
         monitors_api.router,
         reports_api.router,
+        oncall_api.router,
         pages.router,
         report_pages.router,
     ):

@@ -27,6 +27,8 @@ from tocsin.incidents.lifecycle import Status
 from tocsin.incidents.models import Incident, TimelineEvent
 from tocsin.incidents.timeline import EventKind
 from tocsin.runtime import Runtime, runtime
+from tocsin.statuspage import console as status_page
+from tocsin.statuspage.schemas import StatusUpdateForm
 from tocsin.web import forms, sse
 from tocsin.web.deadlines import Countdown, countdown, most_urgent
 from tocsin.web.errors import PageError
@@ -200,6 +202,7 @@ async def _incident_page(
         alerts = await alerts_service.for_incident(session, incident.id, ALERTS_SHOWN)
         alert_counts = await alerts_service.counts_for_incident(session, incident.id)
         people = [user.name for user in await auth_service.list_users(session)]
+        status_panel = await status_page.panel(session, rt, incident)
     return ui.page(
         "incident.html",
         status_code=status_code,
@@ -210,6 +213,7 @@ async def _incident_page(
         alerts=alerts,
         alert_counts=alert_counts,
         people=people,
+        status_page=status_panel,
         error=error,
         failed=failed if error else "",
         posted=forms.values(form) if form is not None else {},
@@ -336,6 +340,11 @@ ACTIONS: dict[str, Action] = {
         Role.responder,
         schemas.Note,
         lambda c, b: service.post_update(c.session, c.rt.clock, c.rt.policy, c.incident, c.actor, b.text),
+    ),
+    "status-updates": Action(
+        Role.responder,
+        StatusUpdateForm,
+        lambda c, b: status_page.post_from_form(c.session, c.rt, c.incident, c.actor, b),
     ),
     "hypotheses": Action(
         Role.responder,

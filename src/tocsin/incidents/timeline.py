@@ -31,6 +31,7 @@ class EventKind(StrEnum):
     page = "page"  # a person paged (team assembly, escalation step, manual)
     escalation = "escalation"  # a chain started, advanced, skipped a step or ran out
     notification = "notification"  # a message delivered, or finally failed
+    status_update = "status_update"  # a public status-page update was posted
     reminder = "reminder"  # an update, status page or meeting reminder; a timer that fired late
 
 

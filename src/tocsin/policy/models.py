@@ -140,6 +140,10 @@ class StatusPagePolicy(PolicyModel):
 
     update_within: Duration
     customer_facing_only: bool = True
+    maintenance_reminder: Duration = timedelta(hours=1)  # subscribers are reminded this long before a window
+    allow_private_webhooks: bool = False  # webhook subscribers may name loopback and private addresses
+    subscribe_limit: int = Field(default=20, ge=1)  # subscription attempts per client address per hour
+    export_dir: str | None = None  # `tocsin serve` rewrites the static export here after every change
 
 
 class CommunicationPolicy(PolicyModel):

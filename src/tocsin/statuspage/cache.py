@@ -1,0 +1,146 @@
+"""The render cache: the public page served from memory, re-rendered only when the page changes.
+
+Every process keeps the last Snapshot and the responses rendered from it. At most once a second a request
+reads the page version (one row); only when it moved (or a minute passed, for the day's uptime bars and
+maintenance clocks) is the Snapshot re-read. Concurrent requests never wait on a refresh in progress:
+they get the previous render. If the database is away, the last render keeps being served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from starlette.responses import Response
+
+from tocsin.core.clock import Clock
+from tocsin.db.engine import Database
+from tocsin.policy.models import Policy
+from tocsin.statuspage import service, snapshot
+from tocsin.statuspage.render import Renderer, stylesheet
+from tocsin.statuspage.snapshot import Snapshot
+
+log = logging.getLogger("tocsin.statuspage")
+
+POLL_SECONDS = 1.0
+MAX_AGE_SECONDS = 60.0
+HTML = "text/html; charset=utf-8"
+JSON = "application/json"
+ATOM = "application/atom+xml; charset=utf-8"
+CSS = "text/css; charset=utf-8"
+PUBLIC_HEADERS = {
+    "Cache-Control": "public, max-age=5",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+JSON_HEADERS = {
+    "Cache-Control": "public, max-age=5",
+    "Access-Control-Allow-Origin": "*",  # widgets read the JSON from other sites, as with Statuspage
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def _response(body: bytes, media_type: str, status_code: int = 200) -> Response:
+    headers = JSON_HEADERS if media_type == JSON else PUBLIC_HEADERS
+    return Response(body, status_code=status_code, media_type=media_type, headers=headers)
+
+
+UNAVAILABLE = Response(
+    b"The status page is starting or its database is unreachable; try again shortly.\n",
+    status_code=503,
+    media_type="text/plain; charset=utf-8",
+    headers={"Retry-After": "5"},
+)
+
+
+class StatusCache:
+    """Responses for the public paths, keyed by path, valid for one page version."""
+
+    def __init__(
+        self, db: Database, clock: Clock, policy: Policy, renderer: Renderer, url: Callable[[], str]
+    ) -> None:
+        self.db, self.clock, self.policy, self.renderer = db, clock, policy, renderer
+        self.url = url  # the public base URL of the page, for JSON links and the feed
+        self.snap: Snapshot | None = None
+        self.version = -1
+        self.responses: dict[str, Response] = {}
+        self._checked = 0.0
+        self._loaded = 0.0
+        self._lock = asyncio.Lock()
+        self.css = _response(stylesheet(), CSS)
+
+    def invalidate(self) -> None:
+        """This process changed the page: the next request re-reads it."""
+        self._checked = 0.0
+        self.version = -1
+
+    async def current(self) -> Snapshot | None:
+        """The latest Snapshot, refreshed when due; the previous one while a refresh runs or fails."""
+        now = time.monotonic()
+        if self.snap is not None and now - self._checked < POLL_SECONDS:
+            return self.snap
+        if self._lock.locked():
+            if self.snap is not None:
+                return self.snap
+            async with self._lock:  # the first request of the process: wait for the first render
+                return self.snap
+        async with self._lock:
+            try:
+                await self._refresh(now)
+            except Exception:
+                log.exception("cannot refresh the status page; serving the last render")
+                self._checked = now
+        return self.snap
+
+    async def _refresh(self, now: float) -> None:
+        async with self.db.session() as session:
+            version = await service.version(session)
+            if version == self.version and now - self._loaded < MAX_AGE_SECONDS and self.snap is not None:
+                self._checked = now
+                return
+            snap = await snapshot.load(session, self.policy, self.clock.now(), version)
+        self.snap, self.version, self.responses = snap, version, {}
+        self._checked = self._loaded = now
+
+    async def get(self, key: str) -> Response:
+        """The response for one public resource: `page`, `history`, `feed`, `incident:INC-1`, `api:<path>`."""
+        snap = await self.current()
+        if snap is None:
+            return UNAVAILABLE
+        found = self.responses.get(key)
+        if found is None:
+            found = self._render(snap, key)
+            if found.status_code == 200:  # misses are not kept: their keys come from visitors
+                self.responses[key] = found
+        return found
+
+    def _render(self, snap: Snapshot, key: str) -> Response:
+        url = self.url()
+        if key == "page":
+            return _response(self.renderer.page(snap).encode(), HTML)
+        if key == "history":
+            return _response(self.renderer.history(snap).encode(), HTML)
+        if key == "feed":
+            return _response(self.renderer.feed(snap, url).encode(), ATOM)
+        if key.startswith("incident:"):
+            text = self.renderer.incident(snap, key.removeprefix("incident:"))
+            if text is None:
+                text = self.renderer.message(
+                    snap, "No such incident", "There is no public incident with that id."
+                )
+                return _response(text.encode(), HTML, 404)
+            return _response(text.encode(), HTML)
+        if key.startswith("api:"):
+            documents = self.renderer.documents(snap, url)
+            for path, body in documents.items():
+                self.responses[f"api:{path}"] = _response(body, JSON)
+            found = self.responses.get(key)
+            if found is not None:
+                return found
+        return _response(b'{"error": "not found"}', JSON, 404)
