@@ -34,6 +34,7 @@ from tocsin.reports import jobs as report_jobs
 from tocsin.reports import pages as report_pages
 from tocsin.reports import smtp as report_smtp
 from tocsin.runtime import Runtime
+from tocsin.statuspage import setup as statuspage
 from tocsin.web import pages
 
 
@@ -83,7 +84,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     detector_jobs.register(rt)
     notify_jobs.register(rt)
     http_errors.install(app)
-    fast_routes = [*ingest.routes, *detector_api.routes]
+    statuspage.install(app, rt)
+    fast_routes = [*ingest.routes, *detector_api.routes, *statuspage.routes]
     app.router.routes.extend(fast_routes)  # also reachable through the stack, e.g. for OpenAPI tooling
     for router in (
         health_api.router,
@@ -97,6 +99,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         oncall_api.router,
         pages.router,
         report_pages.router,
+        *statuspage.routers,
     ):
         app.include_router(router)
     pages.mount_static(app)
