@@ -27,6 +27,7 @@ from tocsin.monitors import jobs as monitor_jobs
 from tocsin.notify import api as notify_api
 from tocsin.notify import jobs as notify_jobs
 from tocsin.oncall import api as oncall_api
+from tocsin.oncall import pages as oncall_pages
 from tocsin.policy.loader import default_policy, load_policy
 from tocsin.policy.models import Policy
 from tocsin.reports import api as reports_api
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         oncall_api.router,
         pages.router,
         report_pages.router,
+        oncall_pages.router,
         *statuspage.routers,
     ):
         app.include_router(router)

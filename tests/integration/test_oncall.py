@@ -336,3 +336,69 @@ def test_cli(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
             cli, ["oncall", "override", "portal-primary", "zed", "--start", start, "--end", end], env=env
         )
         assert bad.exit_code == 1 and 'unknown person "zed"' in bad.output
+
+
+# The console page
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def signed_in(rt: Runtime, client: httpx.AsyncClient, name: str, role: Role) -> str:
+    """Sign `name` in to the console; returns the page's CSRF token."""
+    await user_with_token(rt.db, rt.clock, name, role, password="correct horse battery")  # type: ignore[arg-type]
+    form = await client.get("/login")
+    match = CSRF.search(form.text)
+    assert match, form.text
+    data = {"name": name, "password": "correct horse battery", "csrf_token": match[1], "next": "/oncall"}
+    assert (await client.post("/login", data=data)).status_code == 303
+    page = await client.get("/oncall")
+    token = CSRF.search(page.text)
+    assert token, page.text
+    return token[1]
+
+
+async def test_console_page_shows_on_call_gaps_and_takes_overrides(
+    rt: Runtime, client: httpx.AsyncClient
+) -> None:
+    csrf = await signed_in(rt, client, "ada", Role.commander)
+    page = (await client.get("/oncall")).text
+    assert "Portal on-call" in page and "Alice Ng" in page and 'href="/oncall" aria-current="page"' in page
+    # execs have no primary layer: their whole 4 weeks are one gap, in words, and a warning says why
+    assert "Gap in primary on-call" in page
+    assert "Gap: 2026-11-26 10:00 EST to 2026-12-24 10:00 EST" in page
+    assert "has no primary rotation" in page
+    form = {
+        "csrf_token": csrf,
+        "rotation": "portal-primary",
+        "person": "carol",
+        "starts_at": "2026-11-26T09:30",
+        "ends_at": "2026-11-26T12:00",
+        "note": "swap",
+    }
+    r = await client.post("/oncall/overrides", data=form)
+    assert r.status_code == 303, r.text
+    page = (await client.get("/oncall")).text
+    row = page[page.index('data-rotation="portal-primary"') :].split("</tr>")[0]
+    assert "carol" in row and "override" in row
+    bad = await client.post("/oncall/overrides", data={**form, "ends_at": "2026-11-26T09:00"})
+    assert bad.status_code == 422 and "ends_at must be after starts_at" in bad.text
+    forged = await client.post("/oncall/overrides", data={**form, "csrf_token": "x"})
+    assert forged.status_code == 403
+    (created,) = await _listed(rt)
+    r = await client.post(f"/oncall/overrides/{created}/delete", data={"csrf_token": csrf})
+    assert r.status_code == 303 and await _listed(rt) == []
+
+
+async def _listed(rt: Runtime) -> list[int]:
+    async with rt.db.session() as session:
+        return [
+            o.id for o in await service.overrides(session, NOW - timedelta(days=1), NOW + timedelta(days=30))
+        ]
+
+
+async def test_viewers_see_the_page_without_the_form(rt: Runtime, client: httpx.AsyncClient) -> None:
+    csrf = await signed_in(rt, client, "vera", Role.viewer)
+    page = (await client.get("/oncall")).text
+    assert "Alice Ng" in page and "Add an override" not in page
+    form = {"csrf_token": csrf, "rotation": "portal-primary", "person": "carol"}
+    assert (await client.post("/oncall/overrides", data=form)).status_code == 403
