@@ -240,14 +240,15 @@ def gaps(
         raise KeyError(team_name)
     start, end = _utc(start), _utc(end)
     listed = list(overrides)
-    spans = covered(
-        (s.starts_at, s.ends_at)
-        for r in team.layer("primary")
-        for s in shifts(policy, r.name, start, end, listed)
-    )
+    turns = [s for r in team.layer("primary") for s in shifts(policy, r.name, start, end, listed)]
+    return uncovered(((s.starts_at, s.ends_at) for s in turns), start, end)
+
+
+def uncovered(spans: Iterable[Span], start: datetime, end: datetime) -> list[Span]:
+    """The parts of [start, end) that no span covers."""
     out: list[Span] = []
     cursor = start
-    for lo, hi in spans:
+    for lo, hi in covered(spans):
         if cursor < lo:
             out.append((cursor, lo))
         cursor = max(cursor, hi)
