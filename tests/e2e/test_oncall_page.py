@@ -1,0 +1,175 @@
+"""The On call page in a real browser: Debian's Chromium, driven by Playwright, against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from tocsin.auth import service as auth
+from tocsin.auth.roles import Role
+from tocsin.core.clock import SystemClock
+from tocsin.db.engine import Database
+from tocsin.testing import migrated_sqlite
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+PASSWORD = "correct horse battery"
+STARTUP_SECONDS = 30
+NY = ZoneInfo("America/New_York")
+ONCALL = """
+people:
+  - {name: alice, full_name: Alice Ng, email: alice@example.com}
+  - {name: bob, full_name: Bob Osei, email: bob@example.com}
+  - {name: carol, full_name: Carol Diaz, email: carol@example.com}
+teams:
+  - name: portal
+    title: Portal on-call
+    services: [portal]
+    rotations:
+      - {name: portal-primary, members: [alice, bob], handoff: weekly, start: "2020-01-06 09:00"}
+      - name: portal-office
+        layer: backup
+        members: [bob]
+        handoff: weekly
+        start: "2020-01-06 09:00"
+        active: {from: "09:00", to: "17:00", days: [mon, tue, wed, thu, fri]}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def seed(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            await auth.create_user(session, SystemClock(), name="ada", role=Role.commander, password=PASSWORD)
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    tmp = tmp_path_factory.mktemp("e2e-oncall")
+    database_url = migrated_sqlite(tmp / "template.db", tmp / "tocsin.db")
+    asyncio.run(seed(database_url))
+    policy = resources.files("tocsin.policy").joinpath("default.yaml").read_text(encoding="utf-8")
+    policy = re.sub(r"^(people|teams): \[\]\n", "", policy, flags=re.M) + ONCALL
+    (tmp / "tocsin.yaml").write_text(policy, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
+    env.update(TOCSIN_DATABASE_URL=database_url, TOCSIN_POLICY=str(tmp / "tocsin.yaml"))
+    port = free_port()
+    log = (tmp / "server.log").open("w")
+    command = [sys.executable, "-m", "uvicorn", "--factory", "tocsin.app:create_app", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "2"]
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            assert proc.poll() is None, (tmp / "server.log").read_text()
+            try:
+                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+def test_the_page_shows_who_is_on_call_and_an_override_changes_it(server: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            page.set_default_timeout(10_000)
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+
+            page.goto(f"{server}/oncall")
+            expect(page).to_have_url(re.compile(r"/login"))
+            page.get_by_label("Name").fill("ada")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page).to_have_url(f"{server}/oncall")
+            expect(page.get_by_role("heading", name="On call", level=1)).to_be_visible()
+            expect(
+                page.get_by_role("navigation", name="Main").get_by_role("link", name="On call")
+            ).to_have_attribute("aria-current", "page")
+
+            primary = page.locator('tr[data-rotation="portal-primary"] .oncall-now')
+            expect(primary).to_contain_text(re.compile(r"Alice Ng|Bob Osei"))
+            expect(primary).not_to_contain_text("Carol Diaz")
+            expect(page.get_by_text("No gaps in primary on-call in the next 4 weeks.")).to_be_visible()
+
+            # "I'll take it from here": Carol covers primary from an hour ago for the next two hours.
+            now = datetime.now(NY).replace(second=0, microsecond=0)
+            form = page.get_by_role("form", name="Add an override")
+            form.get_by_label("Rotation").select_option("portal-primary")
+            form.get_by_label("Person").select_option("carol")
+            form.get_by_label(re.compile(r"^From")).fill(
+                (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+            )
+            form.get_by_label(re.compile(r"^Until")).fill(
+                (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+            )
+            form.get_by_label(re.compile(r"^Note")).fill("swap with alice")
+            form.get_by_role("button", name="Add override").click()
+
+            expect(page).to_have_url(f"{server}/oncall")
+            expect(primary).to_contain_text("Carol Diaz")
+            expect(primary).to_contain_text("override")
+            expect(page.locator("table").filter(has_text="swap with alice")).to_be_visible()
+
+            # An override that ends before it starts is refused, in words, with the form kept.
+            form = page.get_by_role("form", name="Add an override")
+            form.get_by_label(re.compile(r"^From")).fill(
+                (now + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M")
+            )
+            form.get_by_label(re.compile(r"^Until")).fill(
+                (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+            )
+            form.get_by_role("button", name="Add override").click()
+            expect(page.get_by_role("alert")).to_contain_text("ends_at must be after starts_at")
+
+            # Deleting it gives the rotation back to the schedule.
+            page.goto(f"{server}/oncall")
+            page.get_by_role("button", name="Delete").click()
+            expect(primary).not_to_contain_text("Carol Diaz")
+            expect(page.get_by_text("No current or future overrides.")).to_be_visible()
+        finally:
+            browser.close()
+    assert [m for m in problems if "422" not in m] == []
