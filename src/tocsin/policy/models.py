@@ -170,10 +170,6 @@ class EscalationStep(PolicyModel):
 
     role: str = Field(min_length=1)
     after: Duration = timedelta(0)
-
-
-class EscalationChain(PolicyModel):
-    """An ordered list of roles to escalate to, optionally repeated."""
     person: Slug | None = None
     rotation: Slug | None = None
     team: Slug | None = None
@@ -189,6 +185,10 @@ class EscalationChain(PolicyModel):
                 "escalation_step", f"a step has at most one target; this one has {' and '.join(targets)}"
             )
         return self
+
+
+class EscalationChain(PolicyModel):
+    """An ordered list of roles to escalate to, optionally repeated."""
 
     title: str = ""
     steps: list[EscalationStep] = Field(min_length=1)
@@ -251,13 +251,13 @@ class Policy(PolicyModel):
     resources: list[Section] = []
     heartbeats: Heartbeats = []
     error_rates: ErrorRates = []
+    people: list[Person] = []
+    teams: list[Team] = []
+    paging: PagingPolicy = Field(default_factory=lambda: _seed().paging)
 
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, name: str) -> str:
-    people: list[Person] = []
-    teams: list[Team] = []
-    paging: PagingPolicy = Field(default_factory=lambda: _seed().paging)
         try:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError, OSError):
@@ -344,15 +344,15 @@ class Policy(PolicyModel):
         )
         return items
 
-    @property
-    def tz(self) -> ZoneInfo:
-        """The policy's time zone."""
-        return ZoneInfo(self.timezone)
     @model_validator(mode="after")
     def _oncall_names_resolve(self) -> Policy:
         check_references(self)  # people, rotations, teams and chains named anywhere must exist
         return self
 
+    @property
+    def tz(self) -> ZoneInfo:
+        """The policy's time zone."""
+        return ZoneInfo(self.timezone)
 
     @property
     def severity_keys(self) -> list[str]:
