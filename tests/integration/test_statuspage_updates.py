@@ -84,9 +84,15 @@ async def test_resolution_brings_components_back_and_empties_unresolved(
 ) -> None:
     token = tokens["responder"]
     ref = await declare(client, token)
-    await client.post(f"/api/v1/incidents/{ref}/status-updates", json={"status": "identified", "body": "Found it."}, headers=bearer(token))
+    await client.post(
+        f"/api/v1/incidents/{ref}/status-updates",
+        json={"status": "identified", "body": "Found it."},
+        headers=bearer(token),
+    )
     clock.advance(minutes=20)
-    r = await client.post(f"/api/v1/incidents/{ref}/status-updates", json={"status": "resolved"}, headers=bearer(token))
+    r = await client.post(
+        f"/api/v1/incidents/{ref}/status-updates", json={"status": "resolved"}, headers=bearer(token)
+    )
     assert r.status_code == 201, r.text
     assert r.json()["body"].startswith("✅ This incident has been resolved.")
     unresolved = (await client.get("/status/api/v2/incidents/unresolved.json")).json()
@@ -103,7 +109,9 @@ async def test_internal_and_closed_incidents_are_refused_and_never_public(
     client: httpx.AsyncClient, tokens: dict[str, str], rt: Runtime
 ) -> None:
     token, commander = tokens["responder"], tokens["commander"]
-    internal = await declare(client, token, title="Internal build broken", severity="P3", customer_facing=False)
+    internal = await declare(
+        client, token, title="Internal build broken", severity="P3", customer_facing=False
+    )
     r = await client.post(f"/api/v1/incidents/{internal}/status-updates", json={}, headers=bearer(token))
     assert r.status_code == 409 and r.json()["error"]["field"] == "customer_facing"
     closed = await declare(client, token, title="Old one")
@@ -119,22 +127,36 @@ async def test_internal_and_closed_incidents_are_refused_and_never_public(
     assert updates == []  # nothing half-written
 
 
-async def test_unknown_component_and_bad_status_are_422(client: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+async def test_unknown_component_and_bad_status_are_422(
+    client: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
     token = tokens["responder"]
     ref = await declare(client, token)
-    r = await client.post(f"/api/v1/incidents/{ref}/status-updates", json={"components": {"nope": "major_outage"}}, headers=bearer(token))
+    r = await client.post(
+        f"/api/v1/incidents/{ref}/status-updates",
+        json={"components": {"nope": "major_outage"}},
+        headers=bearer(token),
+    )
     assert r.status_code == 422 and "unknown component" in r.json()["error"]["message"]
-    r = await client.post(f"/api/v1/incidents/{ref}/status-updates", json={"components": {"api": "on_fire"}}, headers=bearer(token))
+    r = await client.post(
+        f"/api/v1/incidents/{ref}/status-updates",
+        json={"components": {"api": "on_fire"}},
+        headers=bearer(token),
+    )
     assert r.status_code == 422
     assert (await client.get(f"/api/v1/incidents/{ref}/status-updates", headers=bearer(token))).json() == []
-    viewer = await client.post(f"/api/v1/incidents/{ref}/status-updates", json={}, headers=bearer(tokens["viewer"]))
+    viewer = await client.post(
+        f"/api/v1/incidents/{ref}/status-updates", json={}, headers=bearer(tokens["viewer"])
+    )
     assert viewer.status_code == 403
 
 
 async def test_hostile_text_is_escaped_everywhere(client: httpx.AsyncClient, tokens: dict[str, str]) -> None:
     token = tokens["responder"]
     ref = await declare(client, token, title=HOSTILE)
-    r = await client.post(f"/api/v1/incidents/{ref}/status-updates", json={"body": HOSTILE}, headers=bearer(token))
+    r = await client.post(
+        f"/api/v1/incidents/{ref}/status-updates", json={"body": HOSTILE}, headers=bearer(token)
+    )
     assert r.status_code == 201, r.text
     for path in ("/status", "/status/history/", f"/status/incidents/{ref}/", "/status/feed.atom"):
         text = (await client.get(path)).text

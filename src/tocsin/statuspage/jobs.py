@@ -10,12 +10,12 @@ from tocsin.statuspage.links import links_in
 
 
 async def maintenance_tick(rt: Runtime) -> int:
-    """Reminders, starts and ends of maintenance windows that are due; new components start tracking."""
+    """Reminders, starts and ends of maintenance windows that are due (how many); new components start tracking."""
     async with rt.db.transaction() as session:
         signed = await links_in(session, rt)
         now = rt.clock.now()
-        changed = await service.track(session, rt.policy, now)
-        changed += await maintenance.tick(session, rt.clock, rt.policy, signed)
+        await service.track(session, rt.policy, now)
+        changed = await maintenance.tick(session, rt.clock, rt.policy, signed)
         await subscribers.prune_attempts(session, now)
     if changed:
         rt.bus.publish("outbox")

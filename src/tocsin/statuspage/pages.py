@@ -7,6 +7,7 @@ fetch links): the link shows a button, and the button (or a mail client's RFC 80
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -25,6 +26,7 @@ Rt = Annotated[Runtime, Depends(runtime)]
 SubscriberId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Token = Annotated[str, Query(max_length=100)]
 MAX_FORM_FIELDS = 300
+MAX_BLOCKED = 10_000  # client addresses remembered as over their limit
 PRIVATE_HEADERS = {**PUBLIC_HEADERS, "Cache-Control": "no-store"}
 
 
@@ -42,14 +44,40 @@ async def _message(request: Request, status_code: int, title: str, text: str, **
     return HTMLResponse(body, status_code=status_code, headers=headers)
 
 
+def _blocked(request: Request, rt: Runtime, client: str) -> RateLimited | None:
+    """A client over its limit is refused from memory until its window ends: a flood costs no queries."""
+    blocked: dict[str, datetime] = request.app.state.__dict__.setdefault("status_subscribe_blocked", {})
+    until = blocked.get(client)
+    now = rt.clock.now()
+    if until is None:
+        return None
+    if until <= now:
+        del blocked[client]
+        return None
+    return RateLimited(int((until - now).total_seconds()) + 1)
+
+
+def _block(request: Request, rt: Runtime, client: str, retry_after: int) -> None:
+    blocked: dict[str, datetime] = request.app.state.__dict__.setdefault("status_subscribe_blocked", {})
+    if len(blocked) >= MAX_BLOCKED:
+        now = rt.clock.now()
+        for key in [k for k, until in blocked.items() if until <= now] or list(blocked)[: MAX_BLOCKED // 2]:
+            del blocked[key]
+    blocked[client] = rt.clock.now() + timedelta(seconds=retry_after)
+
+
 @router.post("/status/subscribe")
 async def subscribe(request: Request, rt: Rt) -> Response:
     """The page's subscribe forms: email (a confirmation mail follows) or webhook (live at once)."""
     client = client_address(request)
+    refused = _blocked(request, rt, client)
     try:
+        if refused is not None:
+            raise refused
         async with rt.db.transaction() as session:
             await subscribers.attempt(session, rt.clock, rt.policy, client)
     except RateLimited as exc:
+        _block(request, rt, client, exc.retry_after)
         return await _message(
             request, 429, "Too many attempts", exc.message, retry_after=str(exc.retry_after)
         )

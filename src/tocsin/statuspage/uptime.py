@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from tocsin.statuspage.vocab import ComponentStatus, worst
@@ -28,7 +28,8 @@ class Day:
 
 
 def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=tz)
+    # In UTC: aware datetimes sharing one tzinfo subtract as wall-clock times, which is wrong across DST.
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
 
 def status_seconds(
