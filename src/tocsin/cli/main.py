@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tocsin.cli import client_alerts, client_auth, client_incidents, client_oncall, server
+from tocsin.cli import client_alerts, client_auth, client_incidents, client_oncall, client_status, server
 
 app = typer.Typer(
     name="tocsin",
@@ -18,4 +18,5 @@ app.add_typer(client_alerts.integration_app, name="integration")
 app.add_typer(client_alerts.silence_app, name="silence")
 app.add_typer(client_alerts.alert_app, name="alert")
 app.add_typer(client_oncall.app, name="oncall")
+app.add_typer(client_status.app, name="status")
 client_auth.register(app)

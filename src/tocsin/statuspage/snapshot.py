@@ -210,6 +210,8 @@ async def load(session: AsyncSession, policy: Policy, now: datetime, version: in
             changes.setdefault(change.component, []).append((change.at, ComponentStatus(change.new_status)))
         else:  # older changes only tell the status at the start of the window
             changes[change.component] = [(since, ComponentStatus(change.new_status))]
+    # A component never changed has no row: it dates from the first one that has (stable across renders).
+    epoch = min((r.created_at for r in rows.values()), default=now)
     groups = []
     position = 0
     for g, service in enumerate(policy.services):
@@ -225,8 +227,8 @@ async def load(session: AsyncSession, policy: Policy, now: datetime, version: in
                     status=ComponentStatus(row.status) if row else ComponentStatus.operational,
                     group=service.name,
                     position=position,
-                    created_at=row.created_at if row else now,
-                    updated_at=row.updated_at if row else now,
+                    created_at=row.created_at if row else epoch,
+                    updated_at=row.updated_at if row else epoch,
                     tracked_since=row.created_at if row else None,
                 )
             )
