@@ -18,16 +18,20 @@ from tocsin.core import http_errors
 from tocsin.core.clock import Clock, SystemClock
 from tocsin.core.limits import BodyLimitMiddleware
 from tocsin.db.engine import Database
+from tocsin.engine import jobs as engine_jobs
 from tocsin.health import api as health_api
 from tocsin.health.metrics import MetricsMiddleware
 from tocsin.incidents import api as incidents_api
+from tocsin.incidents import jobs as incident_jobs
 from tocsin.monitors import api as monitors_api
 from tocsin.monitors import detector_api, detector_jobs
 from tocsin.monitors import jobs as monitor_jobs
 from tocsin.notify import api as notify_api
 from tocsin.notify import jobs as notify_jobs
 from tocsin.oncall import api as oncall_api
+from tocsin.oncall import jobs as oncall_jobs
 from tocsin.oncall import pages as oncall_pages
+from tocsin.oncall import response_api
 from tocsin.policy.loader import default_policy, load_policy
 from tocsin.policy.models import Policy
 from tocsin.reports import api as reports_api
@@ -57,6 +61,14 @@ def build_runtime(
     )
 
 
+def register_engine(rt: Runtime) -> None:
+    """The response engine: timer handlers, the timer worker and the outbox sender (`tocsin worker` runs only this)."""
+    oncall_jobs.register(rt)
+    incident_jobs.register(rt)
+    engine_jobs.register(rt)
+    notify_jobs.register(rt)
+
+
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     rt = runtime or build_runtime(settings or Settings())
 
@@ -79,11 +91,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         lifespan=lifespan,
     )
     app.state.runtime = rt
+    register_engine(rt)
     alert_jobs.register(rt)
     monitor_jobs.register(rt)
     report_jobs.register(rt)
     detector_jobs.register(rt)
-    notify_jobs.register(rt)
     http_errors.install(app)
     statuspage.install(app, rt)
     fast_routes = [*ingest.routes, *detector_api.routes, *statuspage.routes]
@@ -92,6 +104,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         health_api.router,
         auth_api.router,
         incidents_api.router,
+        response_api.router,
+        response_api.pages_router,
         notify_api.router,
         alerts_api.router,
         detector_api.router,

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     slack_token: str | None = Field(
         default=None, description="Slack bot token (xoxb-...); Slack is off when unset"
     )
+    slack_signing_secret: str | None = Field(
+        default=None, description="Slack app signing secret: verifies the Acknowledge button's requests"
+    )
     slack_api_url: str = Field(default="https://slack.com/api/", description="base URL of Slack's Web API")
     smtp_url: str | None = Field(
         default=None,

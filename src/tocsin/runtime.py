@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -17,6 +18,9 @@ from tocsin.engine.worker import Handler
 from tocsin.health.metrics import Metrics
 from tocsin.policy.models import Policy
 
+if TYPE_CHECKING:
+    from tocsin.oncall.paging import Paging
+
 
 @dataclass
 class Runtime:
@@ -30,6 +34,7 @@ class Runtime:
     keys: KeyRing = field(init=False)
     loops: Loops = field(default_factory=Loops)
     handlers: dict[str, Handler] = field(default_factory=dict)  # timer kind -> handler (domains' jobs.py)
+    paging: Paging | None = None  # built on first use (it reads the signing key from the database)
 
     def __post_init__(self) -> None:
         self.db.on_commit = self.bus.publish

@@ -219,12 +219,60 @@ def role(
 def resolve(
     ref: Ref,
     summary: Annotated[str, typer.Option("--summary", help="what fixed it")] = "",
+    override: Annotated[
+        str, typer.Option("--override", help="resolve before the stability watch has passed, and why")
+    ] = "",
     url: Url = DEFAULT_URL,
     token: Token = None,
     as_json: Json = False,
 ) -> None:
     """Resolve: the trouble is over (after the stability watch)."""
-    _show(connect(url, token).post(f"{path(ref)}/resolve", {"summary": summary}), as_json)
+    body = {"summary": summary, "override_reason": override}
+    _show(connect(url, token).post(f"{path(ref)}/resolve", body), as_json)
+
+
+def _show_paging(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(result)
+        return
+    console = Console(highlight=False)
+    for p in result["pages"]:
+        ack = f"acknowledged ({p['acknowledged_via']})" if p["acknowledged_at"] else "unacknowledged"
+        console.print(f"paged {p['person']:<16} {p['created_at']}  {p['step']:<28} {ack}", markup=False)
+    for e in result["escalations"]:
+        state = (
+            f"finished {e['finished_at']}"
+            if e["finished_at"]
+            else f"next step {e['step']}, round {e['round']}"
+        )
+        console.print(f"escalation {e['chain']} ({e['trigger']}): {state}", markup=False)
+    for t in result["timers"]:
+        if t["fired_at"] is None:
+            console.print(f"pending {t['kind']:<22} due {t['due_at']}", markup=False)
+    if not result["pages"] and not result["escalations"]:
+        console.print("nobody paged yet")
+
+
+@app.command(epilog=EXIT_CODES)
+def escalate(
+    ref: Ref,
+    chain: Annotated[
+        str | None, typer.Option("--chain", help="default: the policy's unacknowledged chain")
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", help="why, for the timeline")] = "",
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+) -> None:
+    """Escalate now: the running chain's next step at once, or start the chain."""
+    result = connect(url, token).post(f"{path(ref)}/escalate", {"chain": chain, "reason": reason})
+    _show_paging(result, as_json)
+
+
+@app.command(epilog=EXIT_CODES)
+def paging(ref: Ref, url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False) -> None:
+    """Who was paged and at which step, running escalations, and the incident's pending timers."""
+    _show_paging(connect(url, token).get(f"{path(ref)}/paging"), as_json)
 
 
 @app.command(epilog=EXIT_CODES)

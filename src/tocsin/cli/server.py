@@ -192,8 +192,46 @@ def serve(
     )
 
 
+async def _work(settings: Settings, policy: Policy) -> None:
+    import signal
+
+    from tocsin.app import build_runtime, register_engine
+
+    rt = build_runtime(settings, policy=policy)
+    register_engine(rt)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    rt.loops.start()
+    try:
+        await stop.wait()
+    finally:
+        await rt.loops.stop()
+        await rt.db.dispose()
+
+
+def worker() -> None:
+    """Run only the engine (timers, paging, escalation, reminders, the outbox sender), to scale out.
+
+    Any number of workers share one PostgreSQL database: each timer and each message is claimed by
+    one of them (SELECT ... FOR UPDATE SKIP LOCKED). On SQLite, `tocsin serve` runs the engine itself.
+    """
+    settings = load_settings()
+    try:
+        policy = load_policy(settings.policy) if settings.policy else default_policy()
+    except PolicyError as exc:
+        for issue in exc.issues:
+            err.print(str(issue), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    upgrade()
+    out.print(f"Tocsin worker on {shown(settings.database_url)}", highlight=False)
+    asyncio.run(_work(settings, policy))
+
+
 def register(app: typer.Typer) -> None:
     app.command()(serve)
+    app.command()(worker)
     db_app.command("upgrade")(upgrade)
     policy_app.command("check")(check)
     token_app.command("create")(token_create)

@@ -11,12 +11,29 @@ import hmac
 import secrets
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.db.engine import Database
 from tocsin.engine.models import InstanceSecret
 
 NAME = "signing"
+
+
+async def signing_key_in(session: AsyncSession, configured: str | None = None) -> bytes:
+    """The signing key, read (or made) within the caller's transaction."""
+    if configured:
+        return hashlib.sha256(b"tocsin signing\0" + configured.encode()).digest()
+    value = await session.scalar(select(InstanceSecret.value).where(InstanceSecret.name == NAME))
+    if value is None:
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        await session.execute(
+            insert(InstanceSecret).values(name=NAME, value=secrets.token_hex(32)).on_conflict_do_nothing()
+        )
+        value = await session.scalar(select(InstanceSecret.value).where(InstanceSecret.name == NAME))
+    assert value is not None
+    return bytes.fromhex(value)
 
 
 async def signing_key(db: Database, configured: str | None = None) -> bytes:

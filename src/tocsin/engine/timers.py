@@ -71,17 +71,28 @@ async def wake(session: AsyncSession) -> None:
 
 
 async def cancel(session: AsyncSession, kind: str, key: str) -> None:
+    """Forget the timer (pending or fired)."""
     await session.execute(delete(Timer).where(Timer.kind == kind, Timer.key == key))
 
 
 async def cancel_for(session: AsyncSession, incident_id: int, kinds: Iterable[str]) -> None:
     """Cancel the incident's pending timers of these kinds."""
-    await session.execute(delete(Timer).where(Timer.incident_id == incident_id, Timer.kind.in_(list(kinds))))
+    await session.execute(
+        delete(Timer).where(
+            Timer.incident_id == incident_id, Timer.kind.in_(list(kinds)), Timer.fired_at.is_(None)
+        )
+    )
+
+
+async def of_incident(session: AsyncSession, incident_id: int) -> list[Timer]:
+    """The incident's timers, pending and fired, soonest first."""
+    query = select(Timer).where(Timer.incident_id == incident_id).order_by(Timer.due_at, Timer.id)
+    return list(await session.scalars(query))
 
 
 async def pending(session: AsyncSession, incident_id: int | None = None) -> list[Timer]:
-    """Pending timers, soonest first; those of one incident when given."""
-    query = select(Timer).order_by(Timer.due_at, Timer.id)
+    """Timers not yet fired, soonest first; those of one incident when given."""
+    query = select(Timer).where(Timer.fired_at.is_(None)).order_by(Timer.due_at, Timer.id)
     if incident_id is not None:
         query = query.where(Timer.incident_id == incident_id)
     return list(await session.scalars(query))

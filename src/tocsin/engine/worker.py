@@ -76,7 +76,10 @@ class Worker:
         now = self.clock.now()
         async with self.db.transaction() as session:
             query = (
-                select(Timer).where(Timer.due_at <= now).order_by(Timer.due_at, Timer.id).limit(self.batch)
+                select(Timer)
+                .where(Timer.fired_at.is_(None), Timer.due_at <= now)
+                .order_by(Timer.due_at, Timer.id)
+                .limit(self.batch)
             )
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
@@ -86,7 +89,7 @@ class Worker:
         return len(timers)
 
     async def _fire(self, session: AsyncSession, timer: Timer, now: datetime) -> None:
-        timer_id, kind, attempts = timer.id, timer.kind, timer.attempts
+        timer_id, kind, key, attempts = timer.id, timer.kind, timer.key, timer.attempts
         try:
             async with session.begin_nested():
                 handler = self.handlers.get(kind)
@@ -98,7 +101,7 @@ class Worker:
             self.fired += 1
         except Exception as exc:
             self.failed += 1
-            log.exception("timer %s %s failed (attempt %d)", kind, timer.key, attempts + 1)
+            log.exception("timer %s %s failed (attempt %d)", kind, key, attempts + 1)
             await session.execute(
                 update(Timer)
                 .where(Timer.id == timer_id)

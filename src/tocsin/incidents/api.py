@@ -143,7 +143,7 @@ async def resolve(ref: Ref, body: schemas.Resolve, who: Responder, rt: Rt) -> sc
         rt,
         ref,
         lambda s, i: service.change_status(
-            s, rt.clock, rt.policy, i, Status.resolved, who.name, body.summary
+            s, rt.clock, rt.policy, i, Status.resolved, who.name, body.summary, override=body.override_reason
         ),
     )
 

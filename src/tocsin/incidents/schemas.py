@@ -79,6 +79,10 @@ class StatusChange(Strict):
 
 class Resolve(Strict):
     summary: Text = ""
+    override_reason: Text = Field(
+        default="",
+        description="resolve although the stability watch has not passed or alerts still fire, and why",
+    )
 
 
 class Reopen(Strict):

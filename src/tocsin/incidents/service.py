@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tocsin.alerts.models import Alert
 from tocsin.core.clock import Clock
+from tocsin.core.durations import format_duration
 from tocsin.core.errors import Conflict, InvalidInput, NotFound
 from tocsin.core.ids import incident_ref, parse_incident_ref
 from tocsin.db.engine import advisory_lock
@@ -18,6 +20,8 @@ from tocsin.incidents.channels import channel_name
 from tocsin.incidents.lifecycle import ACTIVE, MITIGATED, REOPENABLE, Status, allowed
 from tocsin.incidents.models import Incident, RoleAssignment, TimelineEvent
 from tocsin.incidents.timeline import EventKind, append
+from tocsin.incidents.timers import replan
+from tocsin.oncall.models import Page
 from tocsin.policy.models import Policy
 
 SINGLE_HOLDER_ROLES = ("commander", "scribe", "communications")
@@ -120,6 +124,7 @@ async def declare(
         _assign(
             session, incident, "commander", data.commander, actor, now, await _open_roles(session, incident)
         )
+    await replan(session, policy, incident, now, assemble=True)
     return incident
 
 
@@ -160,6 +165,39 @@ def _set_status(incident: Incident, new: Status, now: datetime) -> None:
         incident.closed_at = now
 
 
+async def firing_alerts(session: AsyncSession, incident_id: int) -> int:
+    """How many of the incident's alerts still fire (open and not muted)."""
+    query = select(func.count(Alert.id)).where(
+        Alert.incident_id == incident_id, Alert.status != "resolved", Alert.muted_by.is_(None)
+    )
+    return await session.scalar(query) or 0
+
+
+async def _check_stable(session: AsyncSession, incident: Incident, now: datetime, override: str) -> None:
+    """The stability watch: a mitigated incident resolves once the watch has passed with no alert firing."""
+    if override or incident.mitigated_at is None or Status(incident.status) not in MITIGATED:
+        return
+    ref = incident_ref(incident.id)
+    hint = "; to resolve anyway, give an override reason"
+    if incident.watch_until is not None and now < incident.watch_until:
+        left = format_duration(timedelta(seconds=int((incident.watch_until - now).total_seconds()) + 1))
+        raise Conflict(
+            f"{ref} is in its stability watch until {incident.watch_until.isoformat(timespec='seconds')} "
+            f"({left} left){hint}",
+            field="override_reason",
+            current=incident.status,
+            allowed=[s.value for s in allowed(Status(incident.status))],
+        )
+    firing = await firing_alerts(session, incident.id)
+    if firing:
+        raise Conflict(
+            f"{ref} still has {firing} firing alert{'s' if firing != 1 else ''}{hint}",
+            field="override_reason",
+            current=incident.status,
+            allowed=[s.value for s in allowed(Status(incident.status))],
+        )
+
+
 async def change_status(
     session: AsyncSession,
     clock: Clock,
@@ -168,8 +206,15 @@ async def change_status(
     new: Status,
     actor: str,
     note: str = "",
+    *,
+    override: str = "",
+    via: str = "api",
 ) -> Incident:
-    """Move the incident along its lifecycle; 409 naming the allowed moves when it may not go there."""
+    """Move the incident along its lifecycle; 409 naming the allowed moves when it may not go there.
+
+    Entering mitigation starts the stability watch; resolving a mitigated incident before the watch has
+    passed, or while its alerts fire, is refused unless an override reason is given.
+    """
     current = Status(incident.status)
     if new is current:
         raise Conflict(
@@ -187,20 +232,44 @@ async def change_status(
             allowed=[s.value for s in allowed(current)],
         )
     now = clock.now()
+    if new is Status.resolved:
+        await _check_stable(session, incident, now, override)
+    was_acknowledged = incident.acknowledged_at is not None
     _set_status(incident, new, now)
+    if new in (Status.mitigated, Status.monitoring) and current not in MITIGATED:
+        incident.watch_until = now + policy.communication.stability_watch
     sla.apply(policy, incident)
     _touch(incident, now)
     data: dict[str, Any] = {"from": current.value, "to": new.value}
     if note:
         data["note"] = note
+    if override and new is Status.resolved:
+        data["override"] = override
+    if incident.watch_until is not None and new in (Status.mitigated, Status.monitoring):
+        data["watch_until"] = incident.watch_until.isoformat()
     append(session, incident, EventKind.status_change, actor, now, data)
+    if not was_acknowledged and incident.acknowledged_at is not None:
+        await session.execute(
+            update(Page)
+            .where(Page.incident_id == incident.id, Page.acknowledged_at.is_(None))
+            .values(acknowledged_at=now, acknowledged_via=via)
+        )
+    await replan(session, policy, incident, now)
     return incident
 
 
 async def acknowledge(
-    session: AsyncSession, clock: Clock, policy: Policy, incident: Incident, actor: str, note: str = ""
+    session: AsyncSession,
+    clock: Clock,
+    policy: Policy,
+    incident: Incident,
+    actor: str,
+    note: str = "",
+    *,
+    via: str = "api",
 ) -> Incident:
-    return await change_status(session, clock, policy, incident, Status.acknowledged, actor, note)
+    """Someone has it: stops the paging (pending notifications and the unacknowledged escalation)."""
+    return await change_status(session, clock, policy, incident, Status.acknowledged, actor, note, via=via)
 
 
 async def reopen(
@@ -217,7 +286,7 @@ async def reopen(
     now = clock.now()
     new = Status.triggered if incident.acknowledged_at is None else Status.investigating
     incident.status = new.value
-    incident.resolved_at = incident.closed_at = incident.mitigated_at = None
+    incident.resolved_at = incident.closed_at = incident.mitigated_at = incident.watch_until = None
     sla.apply(policy, incident)
     _touch(incident, now)
     append(
@@ -228,6 +297,7 @@ async def reopen(
         now,
         {"from": current.value, "to": new.value, "reopened": True, "note": reason},
     )
+    await replan(session, policy, incident, now)
     return incident
 
 
@@ -257,6 +327,10 @@ async def change_severity(
         actor,
         now,
         {"from": old, "to": severity, "reason": reason},
+    )
+    # A worse severity pages whoever it adds (P2 -> P0: the full team and management) and re-plans.
+    await replan(
+        session, policy, incident, now, assemble=policy.severity(severity).rank < policy.severity(old).rank
     )
     return incident
 
@@ -340,7 +414,9 @@ async def post_update(
     incident.last_update_at = now
     sla.apply(policy, incident)
     _touch(incident, now)
-    return append(session, incident, EventKind.update, actor, now, {"text": text})
+    event = append(session, incident, EventKind.update, actor, now, {"text": text})
+    await replan(session, policy, incident, now)
+    return event
 
 
 async def _hypothesis_events(session: AsyncSession, incident: Incident) -> list[TimelineEvent]:
