@@ -145,6 +145,11 @@ async def test_starttls_auth_html_and_calendar_invite(
         "attachments": [
             {"filename": "meeting.ics", "content_type": "text/calendar; method=REQUEST", "content": ICS}
         ],
+        "headers": {
+            "List-Unsubscribe": "<https://status.example/unsubscribe/abc>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "From": "forged@evil.example",
+        },
     }
     await queue(db, clock, "mail-1", "ada@haus.test", payload)
     sender = Sender(db, clock, {"email": channel(smtp, certificate)})
@@ -154,6 +159,9 @@ async def test_starttls_auth_html_and_calendar_invite(
     ((envelope, mail),) = mailbox.messages
     assert envelope.mail_from == "tocsin@haus.test" and envelope.rcpt_tos == ["ada@haus.test"]
     assert mail["Subject"] == "[P1] INC-1 status meeting" and mail["To"] == "ada@haus.test"
+    assert mail["List-Unsubscribe"] == "<https://status.example/unsubscribe/abc>"
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert mail.get_all("From") == ["Tocsin <tocsin@haus.test>"]  # a payload cannot add other headers
     assert mail["Message-ID"] == sent.result["message_id"]  # type: ignore[index]
     body = mail.get_body(("plain",))
     html = mail.get_body(("html",))

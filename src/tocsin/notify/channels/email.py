@@ -54,6 +54,10 @@ class SmtpServer:
         )
 
 
+# Headers a payload may add (`headers`: {name: value}); others are ignored so no payload can forge From.
+EXTRA_HEADERS = {"list-unsubscribe": "List-Unsubscribe", "list-unsubscribe-post": "List-Unsubscribe-Post"}
+
+
 def _message_id(key: str) -> str:
     return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@tocsin>"
 
@@ -73,6 +77,9 @@ def build(message: OutboxMessage, sender: str) -> EmailMessage:
     if message.thread:
         mail["References"] = _message_id(f"thread:{message.thread}")
     mail["Auto-Submitted"] = "auto-generated"
+    for name, value in (payload.get("headers") or {}).items():
+        if str(name).lower() in EXTRA_HEADERS and "\n" not in str(value) and "\r" not in str(value):
+            mail[EXTRA_HEADERS[str(name).lower()]] = str(value)
     mail.set_content(text)
     if payload.get("html"):
         mail.add_alternative(str(payload["html"]), subtype="html")
