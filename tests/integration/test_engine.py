@@ -146,3 +146,15 @@ async def test_scheduling_a_due_timer_wakes_the_worker(db: Database, clock: Fake
     await asyncio.sleep(0.05)
     await schedule(db, clock, "t", "now", timedelta(0))
     await asyncio.wait_for(waiting, 2)  # woken by the commit, well before the 5 s poll
+
+
+def test_tocsin_worker_refuses_sqlite(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tocsin = Path(sys.executable).parent / "tocsin"
+    env = {**os.environ, "TOCSIN_DATABASE_URL": f"sqlite:///{tmp_path}/t.db"}
+    done = subprocess.run([str(tocsin), "worker"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "needs PostgreSQL" in done.stderr

@@ -20,7 +20,7 @@ from tocsin.config import Settings
 from tocsin.core.clock import SystemClock
 from tocsin.core.errors import TocsinError
 from tocsin.db import migrate
-from tocsin.db.engine import Database
+from tocsin.db.engine import Database, normalize_url
 from tocsin.oncall.schedule import gap_warnings
 from tocsin.policy.loader import PolicyError, default_policy, load_policy
 from tocsin.policy.models import Policy
@@ -218,6 +218,11 @@ def worker() -> None:
     one of them (SELECT ... FOR UPDATE SKIP LOCKED). On SQLite, `tocsin serve` runs the engine itself.
     """
     settings = load_settings()
+    if make_url(normalize_url(settings.database_url)).get_backend_name() == "sqlite":
+        raise fail(
+            "tocsin worker needs PostgreSQL (TOCSIN_DATABASE_URL=postgresql://...): on SQLite, "
+            "`tocsin serve` runs the engine itself, and a second process could fire a timer twice"
+        )
     try:
         policy = load_policy(settings.policy) if settings.policy else default_policy()
     except PolicyError as exc:
