@@ -22,10 +22,13 @@ from tocsin.auth.pages import PageSession, Who, posted
 from tocsin.auth.roles import Role
 from tocsin.core.errors import Conflict, NotFound, TocsinError, Unauthorized
 from tocsin.core.ids import incident_ref
-from tocsin.incidents import present, schemas, service, timeline
+from tocsin.incidents import paging_panel, present, schemas, service, timeline
 from tocsin.incidents.lifecycle import Status
 from tocsin.incidents.models import Incident, TimelineEvent
 from tocsin.incidents.timeline import EventKind
+from tocsin.oncall import escalation
+from tocsin.oncall.jobs import paging_context
+from tocsin.oncall.response_api import Escalate
 from tocsin.runtime import Runtime, runtime
 from tocsin.statuspage import console as status_page
 from tocsin.statuspage.schemas import StatusUpdateForm
@@ -203,6 +206,7 @@ async def _incident_page(
         alert_counts = await alerts_service.counts_for_incident(session, incident.id)
         people = [user.name for user in await auth_service.list_users(session)]
         status_panel = await status_page.panel(session, rt, incident)
+        paging = await paging_panel.panel(session, rt.policy, incident, context["now"])
     return ui.page(
         "incident.html",
         status_code=status_code,
@@ -214,6 +218,7 @@ async def _incident_page(
         alert_counts=alert_counts,
         people=people,
         status_page=status_panel,
+        paging=paging,
         error=error,
         failed=failed if error else "",
         posted=forms.values(form) if form is not None else {},
@@ -297,6 +302,14 @@ def _status(new: Status) -> Run:
     return run
 
 
+async def _escalate_now(c: Change, body: Escalate) -> None:
+    """Escalate now, as the API's POST .../escalate does: the chain's next step at once, or start it."""
+    ctx = await paging_context(c.rt, c.session)
+    await escalation.escalate_now(
+        c.session, ctx, c.rt.clock.now(), c.incident, c.actor, body.chain, body.reason
+    )
+
+
 # The same role per action as the JSON API: responders act, commanders also assign roles, close and reopen.
 ACTIONS: dict[str, Action] = {
     "acknowledge": Action(Role.responder, schemas.Acknowledge, _status(Status.acknowledged)),
@@ -307,7 +320,20 @@ ACTIONS: dict[str, Action] = {
             c.session, c.rt.clock, c.rt.policy, c.incident, b.status, c.actor, b.note
         ),
     ),
-    "resolve": Action(Role.responder, schemas.Resolve, _status(Status.resolved)),
+    "resolve": Action(
+        Role.responder,
+        schemas.Resolve,
+        lambda c, b: service.change_status(
+            c.session,
+            c.rt.clock,
+            c.rt.policy,
+            c.incident,
+            Status.resolved,
+            c.actor,
+            b.summary,
+            override=b.override_reason,
+        ),
+    ),
     "close": Action(Role.commander, None, _status(Status.closed)),
     "reopen": Action(
         Role.commander,
@@ -346,6 +372,7 @@ ACTIONS: dict[str, Action] = {
         StatusUpdateForm,
         lambda c, b: status_page.post_from_form(c.session, c.rt, c.incident, c.actor, b),
     ),
+    "escalate": Action(Role.responder, Escalate, lambda c, b: _escalate_now(c, b)),
     "hypotheses": Action(
         Role.responder,
         schemas.HypothesisCreate,
