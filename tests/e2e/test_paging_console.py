@@ -1,0 +1,183 @@
+"""The incident page's Paging card in a real browser: Debian's Chromium, driven by Playwright, against a
+real uvicorn server whose engine pages the on-call team; "Escalate now" pages the next person."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tocsin.auth import service as auth
+from tocsin.auth.roles import Role
+from tocsin.core.clock import SystemClock
+from tocsin.db.engine import Database
+from tocsin.testing import bearer, migrated_sqlite
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+PASSWORD = "correct horse battery"
+STARTUP_SECONDS = 30
+ENGINE_SECONDS = 30  # how long to wait for the in-process engine to page (a bound, not a measurement)
+TEAM = """
+people:
+  - {name: alice, full_name: Alice Ng, email: alice@example.com, titles: [Senior Engineer]}
+  - {name: bob, full_name: Bob Osei, email: bob@example.com, titles: [Engineering Manager]}
+  - {name: erin, full_name: Erin Park, email: erin@example.com, titles: [Incident Commander]}
+  - {name: dave, full_name: Dave Ruiz, email: dave@example.com, titles: [Product Manager]}
+teams:
+  - name: portal
+    services: [portal]
+    rotations:
+      - {name: portal-primary, layer: primary, members: [alice], handoff: weekly, start: "2020-01-06 09:00"}
+      - {name: portal-backup, layer: backup, members: [bob], handoff: weekly, start: "2020-01-06 09:00"}
+"""
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    token: str
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def seed(database_url: str) -> str:
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            clock = SystemClock()
+            user = await auth.create_user(session, clock, name="ada", role=Role.commander, password=PASSWORD)
+            return await auth.create_token(session, clock, user, "e2e")
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    tmp = tmp_path_factory.mktemp("e2e-paging")
+    database_url = migrated_sqlite(tmp / "template.db", tmp / "tocsin.db")
+    token = asyncio.run(seed(database_url))
+    policy = resources.files("tocsin.policy").joinpath("default.yaml").read_text(encoding="utf-8")
+    policy = re.sub(r"^(people|teams): \[\]\n", "", policy, flags=re.M) + TEAM
+    (tmp / "tocsin.yaml").write_text(policy, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
+    env.update(TOCSIN_DATABASE_URL=database_url, TOCSIN_POLICY=str(tmp / "tocsin.yaml"))
+    port = free_port()
+    log = (tmp / "server.log").open("w")
+    command = [sys.executable, "-m", "uvicorn", "--factory", "tocsin.app:create_app", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "2"]
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            assert proc.poll() is None, (tmp / "server.log").read_text()
+            try:
+                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        yield Server(url, token)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+def declare_and_wait_for_pages(server: Server) -> str:
+    """Declare a P2 over the API and wait until the engine has paged its team."""
+    r = httpx.post(
+        f"{server.url}/api/v1/incidents",
+        json={"title": "Checkout is failing", "severity": "P2", "services": ["portal"]},
+        headers=bearer(server.token),
+        timeout=10,
+    )
+    assert r.status_code == 201, r.text
+    ref: str = r.json()["id"]
+    deadline = time.monotonic() + ENGINE_SECONDS
+    while True:
+        paging = httpx.get(
+            f"{server.url}/api/v1/incidents/{ref}/paging", headers=bearer(server.token), timeout=10
+        ).json()
+        if len(paging["pages"]) >= 2:
+            return ref
+        assert time.monotonic() < deadline, f"the engine did not page: {paging}"
+        time.sleep(0.2)
+
+
+def test_escalate_now_pages_the_next_person(server: Server) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ref = declare_and_wait_for_pages(server)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            page.set_default_timeout(10_000)
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+
+            page.goto(f"{server.url}/login?next=/incidents/{ref}")
+            page.get_by_label("Name").fill("ada")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page).to_have_url(f"{server.url}/incidents/{ref}")
+
+            card = page.locator("#paging")
+            paged = card.get_by_role("list", name="People paged")
+            expect(paged.locator("li")).to_have_count(2)
+            expect(paged).to_contain_text("alice")
+            expect(paged).to_contain_text("bob")
+            expect(paged).to_contain_text("Team assembly")
+            expect(paged.locator(".ack-no")).to_have_count(2)
+            expect(card.get_by_role("definition").first).to_be_visible()  # pending reminders listed
+            expect(card).to_contain_text("Management update due")
+
+            page.locator("#form-escalate > summary").click()
+            card.get_by_label("Chain").select_option("business")
+            card.get_by_label("Reason").fill("customers are calling support")
+            card.get_by_role("button", name="Escalate now").click()
+
+            expect(page).to_have_url(re.compile(rf"/incidents/{ref}"))
+            expect(paged.locator("li")).to_have_count(3)
+            erin = paged.locator("li", has_text="erin")
+            expect(erin).to_contain_text("Business escalation, step 1 (Incident Commander)")
+            expect(erin.locator(".ack-no")).to_have_text("Not acknowledged")
+            escalations = card.get_by_role("list", name="Escalation chains")
+            expect(escalations).to_contain_text("Business escalation")
+            expect(escalations).to_contain_text("Next: step 2 of 3 (Product Manager)")
+            expect(page.locator("#timeline")).to_contain_text("customers are calling support")
+            card.scroll_into_view_if_needed()
+            card.screenshot(path=str(SCREENSHOTS / "console-paging.png"))
+            assert problems == []
+        finally:
+            browser.close()
