@@ -55,6 +55,7 @@ DECLARE_ATTEMPTS = 5
 # What parse_incident_ref reads; anything else (e.g. "INC-²", which isdigit() accepts) is a 404 here.
 REF = re.compile(r"(?:[Ii][Nn][Cc]-)?[0-9]{1,11}")
 NUMBER = re.compile(r"[0-9]{1,9}")
+CONSOLE = "console"  # how pages acknowledged from here say they were
 
 
 def _checked(ref: str, who: PageSession) -> str:
@@ -297,7 +298,9 @@ class Action:
 def _status(new: Status) -> Run:
     def run(c: Change, body: Any) -> Awaitable[object]:
         note = getattr(body, "summary", "") or getattr(body, "note", "")
-        return service.change_status(c.session, c.rt.clock, c.rt.policy, c.incident, new, c.actor, note)
+        return service.change_status(
+            c.session, c.rt.clock, c.rt.policy, c.incident, new, c.actor, note, via=CONSOLE
+        )
 
     return run
 
@@ -317,7 +320,7 @@ ACTIONS: dict[str, Action] = {
         Role.responder,
         schemas.StatusChange,
         lambda c, b: service.change_status(
-            c.session, c.rt.clock, c.rt.policy, c.incident, b.status, c.actor, b.note
+            c.session, c.rt.clock, c.rt.policy, c.incident, b.status, c.actor, b.note, via=CONSOLE
         ),
     ),
     "resolve": Action(
@@ -332,6 +335,7 @@ ACTIONS: dict[str, Action] = {
             c.actor,
             b.summary,
             override=b.override_reason,
+            via=CONSOLE,
         ),
     ),
     "close": Action(Role.commander, None, _status(Status.closed)),
