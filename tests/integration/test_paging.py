@@ -203,6 +203,13 @@ async def test_raising_the_severity_pages_whoever_it_adds(
     assert r.status_code == 200, r.text
     await run(rt)
     assert sorted(await pages(rt, inc)) == [("alice", "assembly"), ("bob", "assembly"), ("dave", "assembly")]
+    r = await client.get(f"/api/v1/incidents/{inc}/paging", headers=bearer(tokens["viewer"]))
+    due = {t["kind"]: t["due_at"] for t in r.json()["timers"] if t["fired_at"] is None}
+    # re-planned for P0: respond within 15 min, escalate after 30 (P3 had next business day, no escalation)
+    assert (
+        due["incident.response"] == "2026-11-24T15:15:00Z"
+        and due["incident.escalate"] == "2026-11-24T15:30:00Z"
+    )
 
 
 async def test_escalate_now(client: httpx.AsyncClient, rt: Runtime, tokens: dict[str, str]) -> None:

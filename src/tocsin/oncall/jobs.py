@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.core.durations import format_duration
 from tocsin.core.ids import incident_ref
+from tocsin.db.engine import publish_after_commit
 from tocsin.engine import secrets
 from tocsin.engine.models import Timer
 from tocsin.engine.worker import Firing
@@ -62,7 +63,7 @@ def for_incident(
             return
         incident = await incidents.get(session, timer.incident_id, for_update=True)
         await handler(session, await paging_context(rt, session), incident, timer, firing)
-        rt.bus.publish(f"incident:{incident.id}", "incidents")
+        publish_after_commit(session, f"incident:{incident.id}", "incidents")
 
     return run
 
@@ -74,6 +75,8 @@ async def assemble(
     if not is_open(incident.status):
         return
     now = firing.now
+    if late(firing):
+        append(session, incident, EventKind.reminder, ACTOR, now, {"timer": "team assembly", **late(firing)})
     severity = ctx.policy.severity(incident.severity)
     team = oncall.team_for(ctx.policy, incident.services)
     targets = await oncall.resolve_page_targets(session, ctx.policy, now, team, list(severity.page))
@@ -185,6 +188,15 @@ async def delayed_rule(
     if row is None or person is None or row.acknowledged_at is not None:
         return
     rules = person.rules(ctx.policy.paging.default_notify)
+    if late(firing):
+        append(
+            session,
+            incident,
+            EventKind.reminder,
+            ACTOR,
+            firing.now,
+            {"timer": f"page {row.person}", **late(firing)},
+        )
     if index < len(rules):
         await send_rule(session, ctx, firing.now, incident, row, index, rules[index])
 

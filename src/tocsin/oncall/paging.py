@@ -207,7 +207,7 @@ async def direct(
     person = ctx.person(name)
     if person is None:
         return False
-    for via in ("slack", "email", "webhook"):
+    for via in ("slack", "email", "webhook") if ctx.slack else ("email", "webhook"):
         target = person.contact(via)
         if target is not None:
             await outbox.enqueue(
