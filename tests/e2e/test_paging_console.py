@@ -178,6 +178,10 @@ def test_escalate_now_pages_the_next_person(server: Server) -> None:
             expect(page.locator("#timeline")).to_contain_text("customers are calling support")
             card.scroll_into_view_if_needed()
             card.screenshot(path=str(SCREENSHOTS / "console-paging.png"))
+
+            page.set_viewport_size({"width": 390, "height": 844})  # readable on a phone
+            page.reload()
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
             assert problems == []
         finally:
             browser.close()
