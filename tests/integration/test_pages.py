@@ -221,7 +221,11 @@ async def test_every_form_lands_on_the_timeline(
         ),
         ("roles", {"role": "scribe", "person": "grace", "action": "unassign"}, "is no longer scribe"),
         ("status", {"status": "mitigated", "note": "pool restarted"}, "pool restarted"),
-        ("resolve", {"summary": "stable for 15 minutes"}, "stable for 15 minutes"),
+        (
+            "resolve",
+            {"summary": "stable for 15 minutes", "override_reason": "watched by hand"},
+            "stable for 15 minutes",
+        ),
         ("close", {}, 'status-closed">Closed'),
         ("reopen", {"reason": "errors are back"}, "Reopened"),
     ]
