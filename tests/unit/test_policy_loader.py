@@ -95,7 +95,8 @@ def test_issue_format() -> None:
 def test_unknown_key_without_a_close_match_lists_the_allowed_keys() -> None:
     text = VALID + "status_page:\n  update_within: 30m\n  zzz: 1\n"
     assert issues_of(text) == [
-        "tocsin.yaml:14 status_page.zzz: unknown key; expected one of: update_within, customer_facing_only"
+        "tocsin.yaml:14 status_page.zzz: unknown key; expected one of: update_within, customer_facing_only, "
+        "maintenance_reminder, allow_private_webhooks, subscribe_limit, export_dir"
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Annotated
 from urllib.parse import quote
@@ -9,6 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import PlainValidator
 
 from tocsin.auth.deps import bearer, principal_from_request, require
 from tocsin.auth.roles import Role
@@ -35,12 +37,25 @@ FEED_AHEAD = timedelta(weeks=8)
 OVERRIDES_AHEAD = timedelta(days=365)
 
 
+def _instant(value: object) -> datetime:
+    # Only ISO 8601 text: pydantic would also read a bare number as seconds since 1970.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not ISO_INSTANT.fullmatch(value):
+        raise ValueError("expected an ISO 8601 date and time, e.g. 2026-11-26T09:00:00-05:00")
+    return datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+
+
+ISO_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})?")
+Instant = Annotated[datetime, PlainValidator(_instant, json_schema_input_type=str)]
+
+
 @router.get("/oncall", response_model=schemas.OnCallOut, responses=responses(422))
 async def on_call(
     _: Viewer,
     rt: Rt,
     team: Annotated[str | None, Query(max_length=64, description="one team (default: all)")] = None,
-    at: Annotated[datetime | None, Query(description="ISO 8601 instant with offset (default: now)")] = None,
+    at: Annotated[Instant | None, Query(description="ISO 8601 instant with offset (default: now)")] = None,
 ) -> schemas.OnCallOut:
     """Who is on call now (or `at`) and who is next, per team, layer and rotation."""
     when = service.aware(at, "at") if at is not None else rt.clock.now()
@@ -152,15 +167,15 @@ async def rotation_calendar(
 async def list_overrides(
     _: Viewer,
     rt: Rt,
-    start: Annotated[datetime | None, Query(description="from (default: now)")] = None,
-    end: Annotated[datetime | None, Query(description="to (default: a year from start)")] = None,
-    rotation: Annotated[list[str] | None, Query(max_length=50)] = None,
+    start: Annotated[Instant | None, Query(description="from (default: now)")] = None,
+    end: Annotated[Instant | None, Query(description="to (default: a year from start)")] = None,
+    rotation: Annotated[str | None, Query(max_length=64, description="one rotation (default: all)")] = None,
 ) -> list[Override]:
     """Overrides that are not deleted and overlap [start, end), oldest first."""
     lo = service.aware(start, "start") if start is not None else rt.clock.now()
     hi = service.aware(end, "end") if end is not None else lo + OVERRIDES_AHEAD
     async with rt.db.session() as session:
-        return await service.overrides(session, lo, hi, rotation)
+        return await service.overrides(session, lo, hi, [rotation] if rotation else None)
 
 
 @router.post("/overrides", response_model=schemas.OverrideOut, status_code=201, responses=responses(422))
