@@ -1,4 +1,8 @@
-"""`python -m bench`: the ingest benchmark (Tocsin next to Debian's Alertmanager, fed by wrk)."""
+"""`python -m bench`: the ingest benchmark (Tocsin next to Debian's Alertmanager, fed by wrk).
+
+The others run on their own: `python -m bench.paging` (alert to first page, engine timers/s),
+`python -m bench.status` (status page), `python -m bench.monitors` (HTTP checks).
+"""
 
 from bench.ingest import main
 
