@@ -84,8 +84,12 @@ class Worker:
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             timers = list(await session.scalars(query))
-            for timer in timers:
-                await self._fire(session, timer, now)
+            if timers:
+                # Marked fired in one statement; a handler that fails puts its timer back (see _fire).
+                ids = [t.id for t in timers]
+                await session.execute(update(Timer).where(Timer.id.in_(ids)).values(fired_at=now))
+                for timer in timers:
+                    await self._fire(session, timer, now)
         return len(timers)
 
     async def _fire(self, session: AsyncSession, timer: Timer, now: datetime) -> None:
@@ -95,8 +99,6 @@ class Worker:
                 handler = self.handlers.get(kind)
                 if handler is None:
                     raise LookupError(f"no handler for timer kind {kind!r}")
-                timer.fired_at = now
-                await session.flush()
                 await handler(session, timer, Firing(now, max(now - timer.due_at, timedelta(0))))
             self.fired += 1
         except Exception as exc:
@@ -106,6 +108,7 @@ class Worker:
                 update(Timer)
                 .where(Timer.id == timer_id)
                 .values(
+                    fired_at=None,
                     attempts=Timer.attempts + 1,
                     last_error=f"{type(exc).__name__}: {exc}"[:2000],
                     due_at=now + backoff(attempts + 1),
@@ -120,13 +123,24 @@ class Worker:
             return due
 
     async def wait(self, bus: Bus) -> None:
-        """Sleep until a timer may be due: woken at once when one is scheduled (bus or NOTIFY)."""
-        due = await self.next_due()
-        seconds = MAX_WAIT
-        if due is not None:
-            seconds = min(max((due - self.clock.now()).total_seconds(), 0.0), MAX_WAIT)
-        if seconds > 0:
-            await bus.wait(TOPIC, seconds)
+        """Sleep until a timer may be due: woken at once when one is scheduled (bus or NOTIFY).
+
+        The wake-up is armed before the next due time is read, so a timer committed in between is
+        either seen by the read or wakes the wait: never left for the poll.
+        """
+        woken = asyncio.ensure_future(bus.wait(TOPIC, MAX_WAIT))
+        try:
+            await asyncio.sleep(0)  # let the waiter subscribe
+            due = await self.next_due()
+            if due is None:
+                await woken
+                return
+            seconds = (due - self.clock.now()).total_seconds()
+            if seconds <= 0:
+                return
+            await asyncio.wait({woken}, timeout=min(seconds, MAX_WAIT))
+        finally:
+            woken.cancel()
 
 
 async def listen(db: Database, bus: Bus) -> None:

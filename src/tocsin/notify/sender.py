@@ -36,7 +36,7 @@ from tocsin.notify.models import OutboxMessage
 
 log = logging.getLogger("tocsin.notify")
 
-LEASE = timedelta(minutes=2)
+LEASE = timedelta(seconds=60)  # a send is cut off at half of it (30 s), within every channel's timeout
 GIVE_UP_AFTER = timedelta(hours=24)
 MAX_BACKOFF = timedelta(minutes=10)
 CONCURRENCY = 16
