@@ -8,7 +8,8 @@ PostgreSQL's NOTIFY.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,17 @@ TOPIC = "timers"  # the in-process bus topic, and the PostgreSQL NOTIFY channel 
 CHANNEL = "tocsin_timers"
 
 
+@dataclass(frozen=True)
+class Plan:
+    """One timer to schedule: see `schedule`."""
+
+    kind: str
+    key: str
+    due_at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+    incident_id: int | None = None
+
+
 async def schedule(
     session: AsyncSession,
     now: datetime,
@@ -33,33 +45,43 @@ async def schedule(
     *,
     incident_id: int | None = None,
 ) -> None:
-    """Have the handler of `kind` run at `due_at`; replaces the pending timer with the same kind and key."""
-    values = {
-        "kind": kind,
-        "key": key,
-        "due_at": due_at,
-        "payload": payload or {},
-        "incident_id": incident_id,
-        "created_at": now,
-        "attempts": 0,
-        "last_error": None,
-        "fired_at": None,
-    }
+    """Have the handler of `kind` run at `due_at`; replaces the timer (pending or fired) with the same kind and key."""
+    await schedule_many(session, now, [Plan(kind, key, due_at, payload or {}, incident_id)])
+
+
+async def schedule_many(session: AsyncSession, now: datetime, plans: Sequence[Plan]) -> None:
+    """Schedule several timers in one statement."""
+    if not plans:
+        return
+    rows = [
+        {
+            "kind": p.kind,
+            "key": p.key,
+            "due_at": p.due_at,
+            "payload": p.payload,
+            "incident_id": p.incident_id,
+            "created_at": now,
+            "attempts": 0,
+            "last_error": None,
+            "fired_at": None,
+        }
+        for p in plans
+    ]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(Timer).values(**values)
+    stmt = insert(Timer).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=[Timer.kind, Timer.key],
         set_={
-            "due_at": due_at,
-            "payload": values["payload"],
+            "due_at": stmt.excluded.due_at,
+            "payload": stmt.excluded.payload,
             "attempts": 0,
             "last_error": None,
             "fired_at": None,
         },
     )
     await session.execute(stmt)
-    if due_at <= now:
+    if any(p.due_at <= now for p in plans):
         await wake(session)
 
 

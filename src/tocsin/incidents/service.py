@@ -124,7 +124,7 @@ async def declare(
         _assign(
             session, incident, "commander", data.commander, actor, now, await _open_roles(session, incident)
         )
-    await replan(session, policy, incident, now, assemble=True)
+    await replan(session, policy, incident, now, assemble=True, fresh=True)
     return incident
 
 

@@ -51,11 +51,22 @@ def _deadlines(policy: Policy, incident: Incident) -> dict[str, datetime | None]
 
 
 async def replan(
-    session: AsyncSession, policy: Policy, incident: Incident, now: datetime, *, assemble: bool = False
+    session: AsyncSession,
+    policy: Policy,
+    incident: Incident,
+    now: datetime,
+    *,
+    assemble: bool = False,
+    fresh: bool = False,
 ) -> None:
-    """Make the incident's pending timers match its state; `assemble` pages the team now."""
+    """Make the incident's pending timers match its state; `assemble` pages the team now.
+
+    `fresh`: the incident was just created, so it has no timers yet (one statement saved on the
+    path from an alert to a page).
+    """
     key = str(incident.id)
-    existing = {t.kind: t for t in await timers.of_incident(session, incident.id)}
+    existing = {} if fresh else {t.kind: t for t in await timers.of_incident(session, incident.id)}
+    plans: list[timers.Plan] = []
     for kind, due in _deadlines(policy, incident).items():
         timer = existing.get(kind)
         if due is None:
@@ -64,11 +75,12 @@ async def replan(
             continue
         if timer is not None and timer.payload.get("for") == due.isoformat():
             continue  # planned (or fired, or re-armed as a repeat) for this very deadline: leave it
-        await timers.schedule(session, now, kind, key, due, {"for": due.isoformat()}, incident_id=incident.id)
+        plans.append(timers.Plan(kind, key, due, {"for": due.isoformat()}, incident.id))
     if not is_open(incident.status):
         await timers.cancel_for(session, incident.id, (PAGE_NOTIFY, ESCALATION_STEP))
-    elif incident.acknowledged_at is not None:
+    elif incident.acknowledged_at is not None and not fresh:
         await timers.cancel_for(session, incident.id, (PAGE_NOTIFY,))
     if assemble and is_open(incident.status):
-        await timers.schedule(session, now, ASSEMBLE, key, now, incident_id=incident.id)
-    await timers.schedule(session, now, ANNOUNCE, key, now, incident_id=incident.id)
+        plans.append(timers.Plan(ASSEMBLE, key, now, {}, incident.id))
+    plans.append(timers.Plan(ANNOUNCE, key, now, {}, incident.id))
+    await timers.schedule_many(session, now, plans)
