@@ -47,6 +47,16 @@ def load_settings() -> Settings:
         raise fail(f"{name}: {first['msg']}") from None
 
 
+def _policy(settings: Settings) -> Policy:
+    """The policy the settings name (else the built-in one); its errors printed as file:line, exit 1."""
+    try:
+        return load_policy(settings.policy) if settings.policy else default_policy()
+    except PolicyError as exc:
+        for issue in exc.issues:
+            err.print(str(issue), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
 def shown(url: str) -> str:
     """A database URL fit for a log: the password masked."""
     try:
@@ -154,12 +164,7 @@ def serve(
             parse_listen(settings.smtp_listen)
         except ValueError as exc:
             raise fail(f"--smtp-listen: {exc}") from None
-    try:
-        policy = load_policy(settings.policy) if settings.policy else default_policy()
-    except PolicyError as exc:
-        for issue in exc.issues:
-            err.print(str(issue), highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+    policy = _policy(settings)
     upgrade()
     first, problems = asyncio.run(_bootstrap(settings, policy))
     for problem in problems:
@@ -223,12 +228,7 @@ def worker() -> None:
             "tocsin worker needs PostgreSQL (TOCSIN_DATABASE_URL=postgresql://...): on SQLite, "
             "`tocsin serve` runs the engine itself, and a second process could fire a timer twice"
         )
-    try:
-        policy = load_policy(settings.policy) if settings.policy else default_policy()
-    except PolicyError as exc:
-        for issue in exc.issues:
-            err.print(str(issue), highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+    policy = _policy(settings)
     upgrade()
     out.print(f"Tocsin worker on {shown(settings.database_url)}", highlight=False)
     asyncio.run(_work(settings, policy))

@@ -65,6 +65,14 @@ async def announce(
     )
 
 
+async def _again(session: AsyncSession, timer: Timer, now: datetime, after: timedelta) -> None:
+    """Re-arm a repeating reminder for the same deadline, counting the repeats."""
+    payload = {**timer.payload, "repeat": int(timer.payload.get("repeat", 0)) + 1}
+    await timers.schedule(
+        session, now, timer.kind, timer.key, now + after, payload, incident_id=timer.incident_id
+    )
+
+
 async def _remind(
     session: AsyncSession,
     ctx: Paging,
@@ -97,15 +105,7 @@ async def _remind(
         now,
         {"reminder": what, "to": reached or [incident.channel], "repeat": repeat, **late(firing)},
     )
-    await timers.schedule(
-        session,
-        now,
-        timer.kind,
-        timer.key,
-        now + ctx.policy.paging.reminder_every,
-        {**timer.payload, "repeat": repeat + 1},
-        incident_id=incident.id,
-    )
+    await _again(session, timer, now, ctx.policy.paging.reminder_every)
 
 
 async def update_due(
@@ -243,15 +243,7 @@ async def meeting(
         now,
         {"reminder": "status meeting", "invited": invited, "at": start.isoformat(), **late(firing)},
     )
-    await timers.schedule(
-        session,
-        now,
-        timer.kind,
-        timer.key,
-        now + ctx.policy.communication.status_meetings_every,
-        {**timer.payload, "repeat": seq + 1},
-        incident_id=incident.id,
-    )
+    await _again(session, timer, now, ctx.policy.communication.status_meetings_every)
 
 
 async def watch_over(

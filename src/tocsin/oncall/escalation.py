@@ -106,31 +106,13 @@ async def advance(
     for _ in range(len(chain.steps) * (chain.repeat + 1)):  # steps with no delay run together
         reason = stopped_because(incident, escalation)
         if reason is not None:
-            escalation.finished_at = now
-            append(
-                session,
-                incident,
-                EventKind.escalation,
-                ACTOR,
-                now,
-                {"chain": escalation.chain, "stopped": reason},
-            )
+            _finish(session, now, incident, escalation, {"stopped": reason})
             return
         await _run_step(session, ctx, now, incident, escalation, chain, team)
         delay = _next(escalation, chain)
         if delay is None:
-            escalation.finished_at = now
-            append(
-                session,
-                incident,
-                EventKind.escalation,
-                ACTOR,
-                now,
-                {
-                    "chain": escalation.chain,
-                    "exhausted": f"all {len(chain.steps)} steps, {chain.repeat + 1} round(s)",
-                },
-            )
+            rounds = f"all {len(chain.steps)} steps, {chain.repeat + 1} round(s)"
+            _finish(session, now, incident, escalation, {"exhausted": rounds})
             return
         if delay > timedelta(0):
             await timers.schedule(
@@ -143,6 +125,13 @@ async def advance(
                 incident_id=incident.id,
             )
             return
+
+
+def _finish(
+    session: AsyncSession, now: datetime, incident: Incident, escalation: Escalation, why: dict[str, str]
+) -> None:
+    escalation.finished_at = now
+    append(session, incident, EventKind.escalation, ACTOR, now, {"chain": escalation.chain, **why})
 
 
 def _next(escalation: Escalation, chain: EscalationChain) -> timedelta | None:

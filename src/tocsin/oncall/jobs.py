@@ -124,6 +124,23 @@ async def _incident_channel(
     )
 
 
+async def _missed(
+    session: AsyncSession,
+    ctx: Paging,
+    incident: Incident,
+    firing: Firing,
+    deadline: str,
+    why: str,
+    chains: list[str],
+    trigger: str,
+) -> None:
+    """A deadline passed: say so on the timeline and start the chains."""
+    data = {"deadline": deadline, "missed": why, **late(firing)}
+    append(session, incident, EventKind.reminder, ACTOR, firing.now, data)
+    for chain in chains:
+        await escalation.start(session, ctx, firing.now, incident, chain, trigger, why)
+
+
 async def response_missed(
     session: AsyncSession, ctx: Paging, incident: Incident, timer: Timer, firing: Firing
 ) -> None:
@@ -132,17 +149,10 @@ async def response_missed(
         return
     sev = ctx.policy.severity(incident.severity)
     why = f"not acknowledged within {sev.response} ({sev.key})"
-    append(
-        session,
-        incident,
-        EventKind.reminder,
-        ACTOR,
-        firing.now,
-        {"deadline": "response", "missed": why, **late(firing)},
-    )
     chain = ctx.policy.paging.unacknowledged
-    if chain is not None:
-        await escalation.start(session, ctx, firing.now, incident, chain, escalation.UNACKNOWLEDGED, why)
+    await _missed(
+        session, ctx, incident, firing, "response", why, [chain] if chain else [], escalation.UNACKNOWLEDGED
+    )
 
 
 async def unresolved(
@@ -153,16 +163,9 @@ async def unresolved(
         return
     sev = ctx.policy.severity(incident.severity)
     why = f"unresolved after {format_duration(sev.escalate_after) if sev.escalate_after else '?'} ({sev.key})"
-    append(
-        session,
-        incident,
-        EventKind.reminder,
-        ACTOR,
-        firing.now,
-        {"deadline": "escalation", "missed": why, **late(firing)},
+    await _missed(
+        session, ctx, incident, firing, "escalation", why, ctx.policy.paging.unresolved, escalation.UNRESOLVED
     )
-    for chain in ctx.policy.paging.unresolved:
-        await escalation.start(session, ctx, firing.now, incident, chain, escalation.UNRESOLVED, why)
 
 
 async def step(session: AsyncSession, ctx: Paging, incident: Incident, timer: Timer, firing: Firing) -> None:
