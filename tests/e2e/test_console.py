@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
+from e2e.harness import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, require_chromium, uvicorn_server
 from tocsin.auth import service as auth
 from tocsin.auth.roles import Role
 from tocsin.core.clock import SystemClock
@@ -23,31 +18,13 @@ from tocsin.testing import bearer, migrated_sqlite
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
 PASSWORD = "correct horse battery"
-STARTUP_SECONDS = 30
 
 
 @dataclass(frozen=True)
 class Server:
     url: str
     token: str  # an API token of the commander, to act "from elsewhere" while the page is open
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def seed(database_url: str) -> str:
@@ -66,39 +43,12 @@ async def seed(database_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    require_chromium()
     tmp = tmp_path_factory.mktemp("e2e")
     database_url = migrated_sqlite(tmp / "template.db", tmp / "tocsin.db")
     token = asyncio.run(seed(database_url))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-    env["TOCSIN_DATABASE_URL"] = database_url
-    log = (tmp / "server.log").open("w")
-    command = [sys.executable, "-m", "uvicorn", "--factory", "tocsin.app:create_app", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "2"]
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert proc.poll() is None, (tmp / "server.log").read_text()
-            try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+    with uvicorn_server(tmp, {"TOCSIN_DATABASE_URL": database_url}) as url:
         yield Server(url, token)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
 
 
 def api(server: Server, method: str, path: str, body: dict[str, object] | None = None) -> httpx.Response:

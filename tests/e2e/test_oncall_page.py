@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from importlib import resources
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
+from e2e.harness import CHROMIUM, CHROMIUM_ARGS, require_chromium, seed_policy_file, uvicorn_server
 from tocsin.auth import service as auth
 from tocsin.auth.roles import Role
 from tocsin.core.clock import SystemClock
@@ -26,10 +19,7 @@ from tocsin.testing import migrated_sqlite
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 PASSWORD = "correct horse battery"
-STARTUP_SECONDS = 30
 NY = ZoneInfo("America/New_York")
 ONCALL = """
 people:
@@ -51,13 +41,6 @@ teams:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def seed(database_url: str) -> None:
     db = Database(database_url)
     try:
@@ -69,42 +52,13 @@ async def seed(database_url: str) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    require_chromium()
     tmp = tmp_path_factory.mktemp("e2e-oncall")
     database_url = migrated_sqlite(tmp / "template.db", tmp / "tocsin.db")
     asyncio.run(seed(database_url))
-    policy = resources.files("tocsin.policy").joinpath("default.yaml").read_text(encoding="utf-8")
-    policy = re.sub(r"^(people|teams): \[\]\n", "", policy, flags=re.M) + ONCALL
-    (tmp / "tocsin.yaml").write_text(policy, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-    env.update(TOCSIN_DATABASE_URL=database_url, TOCSIN_POLICY=str(tmp / "tocsin.yaml"))
-    port = free_port()
-    log = (tmp / "server.log").open("w")
-    command = [sys.executable, "-m", "uvicorn", "--factory", "tocsin.app:create_app", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "2"]
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert proc.poll() is None, (tmp / "server.log").read_text()
-            try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+    policy = seed_policy_file(tmp / "tocsin.yaml", ONCALL)
+    with uvicorn_server(tmp, {"TOCSIN_DATABASE_URL": database_url, "TOCSIN_POLICY": str(policy)}) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
 
 
 def test_the_page_shows_who_is_on_call_and_an_override_changes_it(server: str) -> None:

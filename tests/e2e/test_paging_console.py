@@ -4,20 +4,22 @@ real uvicorn server whose engine pages the on-call team; "Escalate now" pages th
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 
 import httpx
 import pytest
 
+from e2e.harness import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCREENSHOTS,
+    require_chromium,
+    seed_policy_file,
+    uvicorn_server,
+)
 from tocsin.auth import service as auth
 from tocsin.auth.roles import Role
 from tocsin.core.clock import SystemClock
@@ -26,11 +28,7 @@ from tocsin.testing import bearer, migrated_sqlite
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
 PASSWORD = "correct horse battery"
-STARTUP_SECONDS = 30
 ENGINE_SECONDS = 30  # how long to wait for the in-process engine to page (a bound, not a measurement)
 TEAM = """
 people:
@@ -53,13 +51,6 @@ class Server:
     token: str
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def seed(database_url: str) -> str:
     db = Database(database_url)
     try:
@@ -73,42 +64,13 @@ async def seed(database_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    require_chromium()
     tmp = tmp_path_factory.mktemp("e2e-paging")
     database_url = migrated_sqlite(tmp / "template.db", tmp / "tocsin.db")
     token = asyncio.run(seed(database_url))
-    policy = resources.files("tocsin.policy").joinpath("default.yaml").read_text(encoding="utf-8")
-    policy = re.sub(r"^(people|teams): \[\]\n", "", policy, flags=re.M) + TEAM
-    (tmp / "tocsin.yaml").write_text(policy, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-    env.update(TOCSIN_DATABASE_URL=database_url, TOCSIN_POLICY=str(tmp / "tocsin.yaml"))
-    port = free_port()
-    log = (tmp / "server.log").open("w")
-    command = [sys.executable, "-m", "uvicorn", "--factory", "tocsin.app:create_app", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "2"]
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert proc.poll() is None, (tmp / "server.log").read_text()
-            try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+    policy = seed_policy_file(tmp / "tocsin.yaml", TEAM)
+    with uvicorn_server(tmp, {"TOCSIN_DATABASE_URL": database_url, "TOCSIN_POLICY": str(policy)}) as url:
         yield Server(url, token)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
 
 
 def declare_and_wait_for_pages(server: Server) -> str:

@@ -6,22 +6,26 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from e2e.harness import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCREENSHOTS,
+    free_port,
+    require_chromium,
+    uvicorn_server,
+)
 from tocsin.auth import service as auth
 from tocsin.auth.roles import Role
 from tocsin.core.clock import FakeClock
@@ -37,10 +41,6 @@ from tocsin.testing import bearer, migrated_sqlite
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
-STARTUP_SECONDS = 30
 MAIL_SECONDS = 30
 CONFIRM = re.compile(r"http://127\.0\.0\.1:\d+/status/subscribers/\d+/confirm\?token=[0-9a-f]+")
 
@@ -73,15 +73,6 @@ class Server:
     mailbox: Mailbox
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def seed(database_url: str) -> str:
     """A responder's API token, and a week of history: an incident five days ago, resolved in two hours."""
     db = Database(database_url)
@@ -110,8 +101,7 @@ async def seed(database_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    require_chromium()
     tmp = tmp_path_factory.mktemp("status-e2e")
     database_url = migrated_sqlite(tmp / "template.db", tmp / "tocsin.db")
     token = asyncio.run(seed(database_url))
@@ -120,38 +110,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     controller = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
     controller.start()
     url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-    env.update(
-        TOCSIN_DATABASE_URL=database_url,
-        TOCSIN_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
-        TOCSIN_MAIL_FROM="status@haus.test",
-        TOCSIN_PUBLIC_URL=url,
-        TOCSIN_SECRET_KEY="e2e-status-secret",
-    )
-    log = (tmp / "server.log").open("w")
-    command = [sys.executable, "-m", "uvicorn", "--factory", "tocsin.app:create_app", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "2"]
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    env = {
+        "TOCSIN_DATABASE_URL": database_url,
+        "TOCSIN_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+        "TOCSIN_MAIL_FROM": "status@haus.test",
+        "TOCSIN_PUBLIC_URL": url,
+        "TOCSIN_SECRET_KEY": "e2e-status-secret",
+    }
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert proc.poll() is None, (tmp / "server.log").read_text()
-            try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
-        yield Server(url, token, mailbox)
+        with uvicorn_server(tmp, env, port):
+            yield Server(url, token, mailbox)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
         controller.stop()
 
 

@@ -1,0 +1,80 @@
+"""What the browser tests share: Debian's Chromium, free ports, and a real uvicorn server of the app."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+STARTUP_SECONDS = 30
+
+
+def require_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def seed_policy_file(path: Path, extra: str) -> Path:
+    """The built-in policy with `extra` sections (people, teams) in place of its empty ones."""
+    policy = resources.files("tocsin.policy").joinpath("default.yaml").read_text(encoding="utf-8")
+    policy = re.sub(r"^(people|teams): \[\]\n", "", policy, flags=re.M) + extra
+    path.write_text(policy, encoding="utf-8")
+    return path
+
+
+@contextmanager
+def uvicorn_server(tmp: Path, env: dict[str, str], port: int | None = None) -> Iterator[str]:
+    """`tocsin.app:create_app` under uvicorn with `env` (and no other TOCSIN_ variables); its URL once healthy."""
+    port = port or free_port()
+    full = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")} | env
+    command = [sys.executable, "-m", "uvicorn", "--factory", "tocsin.app:create_app", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "2"]
+    url = f"http://127.0.0.1:{port}"
+    with (tmp / "server.log").open("w") as log:
+        proc = subprocess.Popen(command, env=full, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + STARTUP_SECONDS
+            while True:
+                assert proc.poll() is None, (tmp / "server.log").read_text()
+                try:
+                    if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
