@@ -65,7 +65,7 @@ def parse(text: str) -> tuple[float, float, float, int]:
     return float(rate.group(1)), percentiles["50"], percentiles["99"], failures
 
 
-def wrk(url: str, seconds: int, connections: int, threads: int = 2) -> str:
+def wrk(url: str, seconds: int, connections: int, threads: int = 1) -> str:
     args = [WRK, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s", url]
     done = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60)
     if done.returncode != 0:
@@ -185,13 +185,13 @@ def measure(
     token: str,
 ) -> Result:
     """A warm-up, then one measured wrk run (during an alert storm when `storming`); printed as it ends."""
-    wrk(target_url, opts.warmup, connections)
+    wrk(target_url, opts.warmup, connections, opts.wrk_threads)
     alerts: list[float] = []
     if storming:
         with storm(url, env, home, token, opts.duration) as alerts:
-            text = wrk(target_url, opts.duration, connections)
+            text = wrk(target_url, opts.duration, connections, opts.wrk_threads)
     else:
-        text = wrk(target_url, opts.duration, connections)
+        text = wrk(target_url, opts.duration, connections, opts.wrk_threads)
     rate, p50, p99, bad = parse(text)
     result = Result(
         target, resource, connections, storming, rate, p50, p99, bad, alerts[0] if alerts else 0.0
@@ -230,6 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", default="50,200", help="comma-separated wrk connection counts")
     parser.add_argument("--workers", type=int, default=1, help="Tocsin processes (1: tocsin serve)")
     parser.add_argument("--no-storm", action="store_true", help="skip the runs during an alert storm")
+    parser.add_argument(
+        "--wrk-threads",
+        type=int,
+        default=1,
+        help="wrk threads (default 1: on two cores a second busy wrk thread takes the core one server "
+        "process needs, and the connections it starves show up as a 0.5-2 s tail that is the load "
+        "generator's, not the server's)",
+    )
     opts = parser.parse_args(argv)
     for tool in (WRK, NGINX):
         if not os.access(tool, os.X_OK):
