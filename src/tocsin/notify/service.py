@@ -4,7 +4,7 @@ A message is a row written in the caller's transaction, so it exists exactly whe
 the sender (`tocsin.notify.sender`) delivers it later, with retries. Callers publish the bus topic
 `"outbox"` after their commit to wake the sender at once (it also polls every second).
 
-Payload conventions (a JSON object; `text` is always required):
+Payload conventions (a JSON object; `text` is required except for webhooks):
 
 - `text`: the plain-text message; the whole message for console and Slack without blocks, the body
   of an email, and what every channel falls back to.
@@ -18,7 +18,7 @@ Payload conventions (a JSON object; `text` is always required):
   `create_channel` with `name` (without `#`) and `invite` (Slack user ids). The row's `result` keeps
   what Slack answered: `{"channel", "ts"}` for a post, `{"channel_id", "name", "invited"}` for a
   channel.
-- webhook: the payload is the JSON body as it is.
+- webhook: the payload is the JSON body as it is (`text` is optional there).
 
 Idempotency: the same `key` twice keeps one row (INSERT ... ON CONFLICT DO NOTHING, so it holds when
 two transactions race). A message that is coalesced into a pending one on its thread (see `enqueue`)
@@ -64,7 +64,8 @@ def _check(channel: str, target: str, kind: str, key: str, payload: dict[str, An
         raise InvalidInput("kind must be 1 to 40 characters", field="kind")
     if not key or len(key) > 200:
         raise InvalidInput("key must be 1 to 200 characters", field="key")
-    if not isinstance(payload.get("text"), str):
+    if channel != "webhook" and not isinstance(payload.get("text"), str):
+        # A webhook's payload is its JSON body as it is (e.g. Statuspage's webhook shape): no text needed.
         raise InvalidInput("payload needs a text (the plain-text message)", field="payload.text")
 
 

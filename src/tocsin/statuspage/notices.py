@@ -59,8 +59,3 @@ def update_mail(
         "html": _html(lines, [("Details", link), ("Unsubscribe", unsubscribe)]),
         "headers": _headers(unsubscribe),
     }
-
-
-def with_text(body: dict[str, Any], update: UpdateView, item: IncidentView) -> dict[str, Any]:
-    """The outbox wants a plain `text` on every payload; a webhook body gets one beside its JSON."""
-    return {**body, "text": f"{item.name}: {update.status}: {update.body}"}

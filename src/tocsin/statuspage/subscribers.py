@@ -217,7 +217,7 @@ async def fan_out(
         if row.channel == "email":
             payload = notices.update_mail(policy.organization, item, view, link, unsubscribe)
         else:
-            payload = notices.with_text(compat.webhook(snap, links.page, item, unsubscribe), view, item)
+            payload = compat.webhook(snap, links.page, item, unsubscribe)
         await outbox.enqueue(
             session,
             now,
