@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -47,6 +48,21 @@ def seed_policy_file(path: Path, extra: str) -> Path:
     policy = re.sub(r"^(people|teams): \[\]\n", "", policy, flags=re.M) + extra
     path.write_text(policy, encoding="utf-8")
     return path
+
+
+@contextmanager
+def browser_page(playwright: Any, width: int = 1280, height: int = 900) -> Iterator[tuple[Any, list[str]]]:
+    """A page in Debian's Chromium, and the list its console errors and page errors are collected in."""
+    problems: list[str] = []
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.set_default_timeout(10_000)
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        yield page, problems
+    finally:
+        browser.close()
 
 
 @contextmanager

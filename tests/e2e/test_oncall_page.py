@@ -10,7 +10,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from e2e.harness import CHROMIUM, CHROMIUM_ARGS, require_chromium, seed_policy_file, uvicorn_server
+from e2e.harness import (
+    browser_page,
+    require_chromium,
+    seed_policy_file,
+    uvicorn_server,
+)
 from tocsin.auth import service as auth
 from tocsin.auth.roles import Role
 from tocsin.core.clock import SystemClock
@@ -64,66 +69,48 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_the_page_shows_who_is_on_call_and_an_override_changes_it(server: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    problems: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1366, "height": 900})
-            page.set_default_timeout(10_000)
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
+    with sync_playwright() as p, browser_page(p, 1366, 900) as (page, problems):
+        page.goto(f"{server}/oncall")
+        expect(page).to_have_url(re.compile(r"/login"))
+        page.get_by_label("Name").fill("ada")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(f"{server}/oncall")
+        expect(page.get_by_role("heading", name="On call", level=1)).to_be_visible()
+        expect(
+            page.get_by_role("navigation", name="Main").get_by_role("link", name="On call")
+        ).to_have_attribute("aria-current", "page")
 
-            page.goto(f"{server}/oncall")
-            expect(page).to_have_url(re.compile(r"/login"))
-            page.get_by_label("Name").fill("ada")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            expect(page).to_have_url(f"{server}/oncall")
-            expect(page.get_by_role("heading", name="On call", level=1)).to_be_visible()
-            expect(
-                page.get_by_role("navigation", name="Main").get_by_role("link", name="On call")
-            ).to_have_attribute("aria-current", "page")
+        primary = page.locator('tr[data-rotation="portal-primary"] .oncall-now')
+        expect(primary).to_contain_text(re.compile(r"Alice Ng|Bob Osei"))
+        expect(primary).not_to_contain_text("Carol Diaz")
+        expect(page.get_by_text("No gaps in primary on-call in the next 4 weeks.")).to_be_visible()
 
-            primary = page.locator('tr[data-rotation="portal-primary"] .oncall-now')
-            expect(primary).to_contain_text(re.compile(r"Alice Ng|Bob Osei"))
-            expect(primary).not_to_contain_text("Carol Diaz")
-            expect(page.get_by_text("No gaps in primary on-call in the next 4 weeks.")).to_be_visible()
+        # "I'll take it from here": Carol covers primary from an hour ago for the next two hours.
+        now = datetime.now(NY).replace(second=0, microsecond=0)
+        form = page.get_by_role("form", name="Add an override")
+        form.get_by_label("Rotation").select_option("portal-primary")
+        form.get_by_label("Person").select_option("carol")
+        form.get_by_label(re.compile(r"^From")).fill((now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+        form.get_by_label(re.compile(r"^Until")).fill((now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
+        form.get_by_label(re.compile(r"^Note")).fill("swap with alice")
+        form.get_by_role("button", name="Add override").click()
 
-            # "I'll take it from here": Carol covers primary from an hour ago for the next two hours.
-            now = datetime.now(NY).replace(second=0, microsecond=0)
-            form = page.get_by_role("form", name="Add an override")
-            form.get_by_label("Rotation").select_option("portal-primary")
-            form.get_by_label("Person").select_option("carol")
-            form.get_by_label(re.compile(r"^From")).fill(
-                (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
-            )
-            form.get_by_label(re.compile(r"^Until")).fill(
-                (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
-            )
-            form.get_by_label(re.compile(r"^Note")).fill("swap with alice")
-            form.get_by_role("button", name="Add override").click()
+        expect(page).to_have_url(f"{server}/oncall")
+        expect(primary).to_contain_text("Carol Diaz")
+        expect(primary).to_contain_text("override")
+        expect(page.locator("table").filter(has_text="swap with alice")).to_be_visible()
 
-            expect(page).to_have_url(f"{server}/oncall")
-            expect(primary).to_contain_text("Carol Diaz")
-            expect(primary).to_contain_text("override")
-            expect(page.locator("table").filter(has_text="swap with alice")).to_be_visible()
+        # An override that ends before it starts is refused, in words, with the form kept.
+        form = page.get_by_role("form", name="Add an override")
+        form.get_by_label(re.compile(r"^From")).fill((now + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"))
+        form.get_by_label(re.compile(r"^Until")).fill((now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
+        form.get_by_role("button", name="Add override").click()
+        expect(page.get_by_role("alert")).to_contain_text("ends_at must be after starts_at")
 
-            # An override that ends before it starts is refused, in words, with the form kept.
-            form = page.get_by_role("form", name="Add an override")
-            form.get_by_label(re.compile(r"^From")).fill(
-                (now + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M")
-            )
-            form.get_by_label(re.compile(r"^Until")).fill(
-                (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
-            )
-            form.get_by_role("button", name="Add override").click()
-            expect(page.get_by_role("alert")).to_contain_text("ends_at must be after starts_at")
-
-            # Deleting it gives the rotation back to the schedule.
-            page.goto(f"{server}/oncall")
-            page.get_by_role("button", name="Delete").click()
-            expect(primary).not_to_contain_text("Carol Diaz")
-            expect(page.get_by_text("No current or future overrides.")).to_be_visible()
-        finally:
-            browser.close()
+        # Deleting it gives the rotation back to the schedule.
+        page.goto(f"{server}/oncall")
+        page.get_by_role("button", name="Delete").click()
+        expect(primary).not_to_contain_text("Carol Diaz")
+        expect(page.get_by_text("No current or future overrides.")).to_be_visible()
     assert [m for m in problems if "422" not in m] == []

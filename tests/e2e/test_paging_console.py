@@ -13,9 +13,8 @@ import httpx
 import pytest
 
 from e2e.harness import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     SCREENSHOTS,
+    browser_page,
     require_chromium,
     seed_policy_file,
     uvicorn_server,
@@ -99,51 +98,41 @@ def test_escalate_now_pages_the_next_person(server: Server) -> None:
 
     ref = declare_and_wait_for_pages(server)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    problems: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1366, "height": 900})
-            page.set_default_timeout(10_000)
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
+    with sync_playwright() as p, browser_page(p, 1366, 900) as (page, problems):
+        page.goto(f"{server.url}/login?next=/incidents/{ref}")
+        page.get_by_label("Name").fill("ada")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(f"{server.url}/incidents/{ref}")
 
-            page.goto(f"{server.url}/login?next=/incidents/{ref}")
-            page.get_by_label("Name").fill("ada")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            expect(page).to_have_url(f"{server.url}/incidents/{ref}")
+        card = page.locator("#paging")
+        paged = card.get_by_role("list", name="People paged")
+        expect(paged.locator("li")).to_have_count(2)
+        expect(paged).to_contain_text("alice")
+        expect(paged).to_contain_text("bob")
+        expect(paged).to_contain_text("Team assembly")
+        expect(paged.locator(".ack-no")).to_have_count(2)
+        expect(card.get_by_role("definition").first).to_be_visible()  # pending reminders listed
+        expect(card).to_contain_text("Management update due")
 
-            card = page.locator("#paging")
-            paged = card.get_by_role("list", name="People paged")
-            expect(paged.locator("li")).to_have_count(2)
-            expect(paged).to_contain_text("alice")
-            expect(paged).to_contain_text("bob")
-            expect(paged).to_contain_text("Team assembly")
-            expect(paged.locator(".ack-no")).to_have_count(2)
-            expect(card.get_by_role("definition").first).to_be_visible()  # pending reminders listed
-            expect(card).to_contain_text("Management update due")
+        page.locator("#form-escalate > summary").click()
+        card.get_by_label("Chain").select_option("business")
+        card.get_by_label("Reason").fill("customers are calling support")
+        card.get_by_role("button", name="Escalate now").click()
 
-            page.locator("#form-escalate > summary").click()
-            card.get_by_label("Chain").select_option("business")
-            card.get_by_label("Reason").fill("customers are calling support")
-            card.get_by_role("button", name="Escalate now").click()
+        expect(page).to_have_url(re.compile(rf"/incidents/{ref}"))
+        expect(paged.locator("li")).to_have_count(3)
+        erin = paged.locator("li", has_text="erin")
+        expect(erin).to_contain_text("Business escalation, step 1 (Incident Commander)")
+        expect(erin.locator(".ack-no")).to_have_text("Not acknowledged")
+        escalations = card.get_by_role("list", name="Escalation chains")
+        expect(escalations).to_contain_text("Business escalation")
+        expect(escalations).to_contain_text("Next: step 2 of 3 (Product Manager)")
+        expect(page.locator("#timeline")).to_contain_text("customers are calling support")
+        card.scroll_into_view_if_needed()
+        card.screenshot(path=str(SCREENSHOTS / "console-paging.png"))
 
-            expect(page).to_have_url(re.compile(rf"/incidents/{ref}"))
-            expect(paged.locator("li")).to_have_count(3)
-            erin = paged.locator("li", has_text="erin")
-            expect(erin).to_contain_text("Business escalation, step 1 (Incident Commander)")
-            expect(erin.locator(".ack-no")).to_have_text("Not acknowledged")
-            escalations = card.get_by_role("list", name="Escalation chains")
-            expect(escalations).to_contain_text("Business escalation")
-            expect(escalations).to_contain_text("Next: step 2 of 3 (Product Manager)")
-            expect(page.locator("#timeline")).to_contain_text("customers are calling support")
-            card.scroll_into_view_if_needed()
-            card.screenshot(path=str(SCREENSHOTS / "console-paging.png"))
-
-            page.set_viewport_size({"width": 390, "height": 844})  # readable on a phone
-            page.reload()
-            assert page.evaluate("document.documentElement.scrollWidth") <= 390
-            assert problems == []
-        finally:
-            browser.close()
+        page.set_viewport_size({"width": 390, "height": 844})  # readable on a phone
+        page.reload()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert problems == []

@@ -19,9 +19,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from e2e.harness import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     SCREENSHOTS,
+    browser_page,
     free_port,
     require_chromium,
     uvicorn_server,
@@ -148,78 +147,64 @@ def test_outage_page_uptime_bars_and_email_subscription(server: Server) -> None:
     ).json()["id"]
     api(server, "POST", f"/incidents/{ref}/status-updates", {})
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    problems: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(10_000)
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
+    with sync_playwright() as p, browser_page(p, 1280, 900) as (page, problems):
+        # The page within a second of the update (the render cache polls the page version).
+        page.goto(f"{server.url}/status")
+        expect(page.get_by_role("heading", level=1)).to_have_text("✕ Major System Outage")
+        active = page.locator("article.incident.impact-critical")
+        expect(active).to_contain_text("Portal returns 503 for every page")
+        expect(active).to_contain_text("We're investigating reports of every page of the portal answers 503")
+        for name in ("Application", "API"):
+            row = page.locator("li.component", has=page.locator(".component-name", has_text=name))
+            expect(row.first.locator(".status")).to_have_text("✕ Major outage")
+        database = page.locator("li.component", has=page.locator(".component-name", has_text="Database"))
+        expect(database.locator(".status")).to_have_text("✓ Operational")
 
-            # The page within a second of the update (the render cache polls the page version).
-            page.goto(f"{server.url}/status")
-            expect(page.get_by_role("heading", level=1)).to_have_text("✕ Major System Outage")
-            active = page.locator("article.incident.impact-critical")
-            expect(active).to_contain_text("Portal returns 503 for every page")
-            expect(active).to_contain_text(
-                "We're investigating reports of every page of the portal answers 503"
-            )
-            for name in ("Application", "API"):
-                row = page.locator("li.component", has=page.locator(".component-name", has_text=name))
-                expect(row.first.locator(".status")).to_have_text("✕ Major outage")
-            database = page.locator("li.component", has=page.locator(".component-name", has_text="Database"))
-            expect(database.locator(".status")).to_have_text("✓ Operational")
+        # 90 bars per component; five days ago the API had a partial outage, told on hover and focus.
+        api_row = page.locator("li.component", has=page.locator(".component-name", has_text="API")).first
+        bars = api_row.locator("ol.bars > li")
+        expect(bars).to_have_count(90)
+        expect(api_row.locator("ol.bars > li.bar-none")).to_have_count(79)  # tracked for 10 days and a bit
+        past = api_row.locator("ol.bars > li.bar-partial_outage")
+        expect(past).to_have_count(1)
+        assert "Search was slow" in (past.get_attribute("title") or "")
+        past.focus()
+        expect(past.locator(".tip")).to_be_visible()
+        expect(past.locator(".tip")).to_contain_text("INC-1: Search was slow")
+        page.screenshot(path=str(SCREENSHOTS / "status-page.png"), full_page=True)
 
-            # 90 bars per component; five days ago the API had a partial outage, told on hover and focus.
-            api_row = page.locator("li.component", has=page.locator(".component-name", has_text="API")).first
-            bars = api_row.locator("ol.bars > li")
-            expect(bars).to_have_count(90)
-            expect(api_row.locator("ol.bars > li.bar-none")).to_have_count(
-                79
-            )  # tracked for 10 days and a bit
-            past = api_row.locator("ol.bars > li.bar-partial_outage")
-            expect(past).to_have_count(1)
-            assert "Search was slow" in (past.get_attribute("title") or "")
-            past.focus()
-            expect(past.locator(".tip")).to_be_visible()
-            expect(past.locator(".tip")).to_contain_text("INC-1: Search was slow")
-            page.screenshot(path=str(SCREENSHOTS / "status-page.png"), full_page=True)
+        # Subscribe by email; the confirmation mail's link confirms in the browser.
+        page.get_by_label("Email address").fill("ada@haus.test")
+        page.get_by_role("button", name="Subscribe by email").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
+        [mail] = server.mailbox.wait_for(1)
+        assert mail["To"] == "ada@haus.test" and "Confirm your subscription" in str(mail["Subject"])
+        body = mail.get_body(preferencelist=("plain",))
+        assert body is not None
+        link = CONFIRM.search(body.get_content())
+        assert link is not None, body.get_content()
+        page.goto(link.group(0))
+        page.get_by_role("button", name="Confirm subscription").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Subscribed")
 
-            # Subscribe by email; the confirmation mail's link confirms in the browser.
-            page.get_by_label("Email address").fill("ada@haus.test")
-            page.get_by_role("button", name="Subscribe by email").click()
-            expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
-            [mail] = server.mailbox.wait_for(1)
-            assert mail["To"] == "ada@haus.test" and "Confirm your subscription" in str(mail["Subject"])
-            body = mail.get_body(preferencelist=("plain",))
-            assert body is not None
-            link = CONFIRM.search(body.get_content())
-            assert link is not None, body.get_content()
-            page.goto(link.group(0))
-            page.get_by_role("button", name="Confirm subscription").click()
-            expect(page.get_by_role("heading", level=1)).to_have_text("Subscribed")
+        # The next update reaches the new subscriber.
+        api(
+            server,
+            "POST",
+            f"/incidents/{ref}/status-updates",
+            {"status": "identified", "body": "A bad deploy; rolling back."},
+        )
+        mails = server.mailbox.wait_for(2)
+        assert "Identified" in str(mails[1]["Subject"]) and "rolling back" in str(
+            mails[1].get_body(preferencelist=("plain",))
+        )
 
-            # The next update reaches the new subscriber.
-            api(
-                server,
-                "POST",
-                f"/incidents/{ref}/status-updates",
-                {"status": "identified", "body": "A bad deploy; rolling back."},
-            )
-            mails = server.mailbox.wait_for(2)
-            assert "Identified" in str(mails[1]["Subject"]) and "rolling back" in str(
-                mails[1].get_body(preferencelist=("plain",))
-            )
-
-            # History, and a phone: nothing wider than the screen.
-            page.goto(f"{server.url}/status/history/")
-            expect(page.locator("main")).to_contain_text("Search was slow")
-            page.set_viewport_size({"width": 390, "height": 844})
-            for path in ("/status", "/status/history/", f"/status/incidents/{ref}/"):
-                page.goto(f"{server.url}{path}")
-                width = page.evaluate("document.documentElement.scrollWidth")
-                assert width <= 390, (path, width)
-        finally:
-            browser.close()
+        # History, and a phone: nothing wider than the screen.
+        page.goto(f"{server.url}/status/history/")
+        expect(page.locator("main")).to_contain_text("Search was slow")
+        page.set_viewport_size({"width": 390, "height": 844})
+        for path in ("/status", "/status/history/", f"/status/incidents/{ref}/"):
+            page.goto(f"{server.url}{path}")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, (path, width)
     assert problems == []

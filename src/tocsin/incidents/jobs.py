@@ -73,6 +73,25 @@ async def _again(session: AsyncSession, timer: Timer, now: datetime, after: time
     )
 
 
+async def _posted(
+    session: AsyncSession,
+    ctx: Paging,
+    incident: Incident,
+    timer: Timer,
+    firing: Firing,
+    kind: str,
+    key: str,
+    text: str,
+    data: dict[str, Any],
+    every: timedelta,
+) -> None:
+    """Post the reminder in the incident channel, note it on the timeline and re-arm it `every` later."""
+    now = firing.now
+    await to_channel(session, ctx, now, incident, incident.channel, kind, f"{key}:channel", {"text": text})
+    append(session, incident, EventKind.reminder, ACTOR, now, {**data, **late(firing)})
+    await _again(session, timer, now, every)
+
+
 async def _remind(
     session: AsyncSession,
     ctx: Paging,
@@ -94,18 +113,10 @@ async def _remind(
             session, ctx, now, incident, name, "reminder", key, {"text": text, "subject": f"Reminder: {what}"}
         )
     ]
-    await to_channel(
-        session, ctx, now, incident, incident.channel, "reminder", f"{key}:channel", {"text": text}
+    data = {"reminder": what, "to": reached or [incident.channel], "repeat": repeat}
+    await _posted(
+        session, ctx, incident, timer, firing, "reminder", key, text, data, ctx.policy.paging.reminder_every
     )
-    append(
-        session,
-        incident,
-        EventKind.reminder,
-        ACTOR,
-        now,
-        {"reminder": what, "to": reached or [incident.channel], "repeat": repeat, **late(firing)},
-    )
-    await _again(session, timer, now, ctx.policy.paging.reminder_every)
 
 
 async def update_due(
@@ -232,18 +243,9 @@ async def meeting(
                 person=name,
             )
             invited.append(name)
-    await to_channel(
-        session, ctx, now, incident, incident.channel, "meeting", f"{key}:channel", {"text": text}
-    )
-    append(
-        session,
-        incident,
-        EventKind.reminder,
-        ACTOR,
-        now,
-        {"reminder": "status meeting", "invited": invited, "at": start.isoformat(), **late(firing)},
-    )
-    await _again(session, timer, now, ctx.policy.communication.status_meetings_every)
+    data = {"reminder": "status meeting", "invited": invited, "at": start.isoformat()}
+    every = ctx.policy.communication.status_meetings_every
+    await _posted(session, ctx, incident, timer, firing, "meeting", key, text, data, every)
 
 
 async def watch_over(
