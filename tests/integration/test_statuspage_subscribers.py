@@ -176,6 +176,15 @@ async def test_webhook_subscribers_get_statuspage_payloads_when_private_urls_are
     assert (
         body["incident"]["id"] == ref and body["incident"]["incident_updates"][0]["status"] == "investigating"
     )
+    # and Statuspage's separate component_update for each component the update changed
+    changes = await outbox(rt, "component_update")
+    assert changes and all(c.target == "http://127.0.0.1:9000/hook" for c in changes)
+    change = changes[0].payload
+    assert set(change) == {"meta", "page", "component_update", "component"}
+    assert set(change["component_update"]) == {"created_at", "new_status", "old_status", "id", "component_id"}
+    assert change["component_update"]["old_status"] == "operational"
+    assert change["component"]["id"] == change["component_update"]["component_id"] == "api"
+    assert change["component"]["status"] == change["component_update"]["new_status"] != "operational"
 
 
 async def test_ten_thousand_attempts_from_one_address_are_rate_limited(

@@ -170,3 +170,25 @@ def webhook(snap: Snapshot, url: str, item: IncidentView, unsubscribe: str) -> d
         },
         "incident": incident(snap, item, url),
     }
+
+
+def component_webhook(
+    snap: Snapshot, url: str, change: dict[str, Any], at: datetime, unsubscribe: str
+) -> dict[str, Any] | None:
+    """Statuspage's webhook body for a component's status change (`change`: an update's `affected` entry)."""
+    component = next((c for c in snap.components if c.name == change.get("code")), None)
+    if component is None:
+        return None
+    level, description = snap.indicator
+    return {
+        "meta": {"unsubscribe": unsubscribe, "documentation": f"{url}"},
+        "page": {"id": snap.page_id, "status_indicator": level, "status_description": description},
+        "component_update": {
+            "created_at": iso(at),
+            "new_status": change["new_status"],
+            "old_status": change["old_status"],
+            "id": f"{component.name}-{int(at.timestamp() * 1000)}",
+            "component_id": component.name,
+        },
+        "component": _component(snap, component),
+    }

@@ -218,6 +218,7 @@ async def fan_out(
             payload = notices.update_mail(policy.organization, item, view, link, unsubscribe)
         else:
             payload = compat.webhook(snap, links.page, item, unsubscribe)
+            await _component_updates(session, now, snap, links.page, update, row, unsubscribe)
         await outbox.enqueue(
             session,
             now,
@@ -229,3 +230,31 @@ async def fan_out(
             incident_id=update.incident_id,
         )
     return len(wanted)
+
+
+async def _component_updates(
+    session: AsyncSession,
+    now: datetime,
+    snap: snapshot.Snapshot,
+    url: str,
+    update: StatusUpdate,
+    row: Subscriber,
+    unsubscribe: str,
+) -> None:
+    """Webhook subscribers also get Statuspage's `component_update` for each component the update changed."""
+    for change in update.affected or []:
+        if row.components and change.get("code") not in row.components:
+            continue
+        payload = compat.component_webhook(snap, url, change, update.created_at, unsubscribe)
+        if payload is None:
+            continue
+        await outbox.enqueue(
+            session,
+            now,
+            channel="webhook",
+            target=row.target,
+            kind="component_update",
+            key=f"status:{update.id}:{row.id}:{change['code']}",
+            payload=payload,
+            incident_id=update.incident_id,
+        )
