@@ -83,10 +83,21 @@ class Result:
 
 @contextmanager
 def alertmanager(home: Path) -> Iterator[Target]:
+    # Every alert goes to a receiver with no integrations: the cost measured is ingest, not notification.
+    with running_alertmanager(home, 'route: {receiver: "null"}\nreceivers: [{name: "null"}]\n') as (
+        url,
+        pid,
+        cmd,
+    ):
+        yield Target("alertmanager", f"{url}/api/v2/alerts", "", pid, cmd)
+
+
+@contextmanager
+def running_alertmanager(home: Path, config_text: str) -> Iterator[tuple[str, int, str]]:
+    """Debian's Alertmanager with this configuration, until the block ends: (base URL, pid, command)."""
     port = free_port()
     config = home / "alertmanager.yml"
-    # Every alert goes to a receiver with no integrations: the cost measured is ingest, not notification.
-    config.write_text('route: {receiver: "null"}\nreceivers: [{name: "null"}]\n')
+    config.write_text(config_text)
     args = [
         ALERTMANAGER,
         f"--config.file={config}",
@@ -98,7 +109,7 @@ def alertmanager(home: Path) -> Iterator[Target]:
     with running(args, log, home) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_ready(proc, lambda: httpx.get(f"{url}/-/ready", timeout=1).is_success, "Alertmanager", log)
-        yield Target("alertmanager", f"{url}/api/v2/alerts", "", proc.pid, " ".join(args))
+        yield url, proc.pid, " ".join(args)
 
 
 def bench_policy(home: Path) -> Path:

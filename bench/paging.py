@@ -43,7 +43,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bench.ingest import ALERTMANAGER, PG_ADMIN_URL, _tocsin_cli, machine, pool_alert
+from bench.ingest import PG_ADMIN_URL, _tocsin_cli, machine, pool_alert, running_alertmanager
 from bench.procs import cpu_seconds, free_port, running, wait_ready
 
 TARGETS = ("alertmanager", "tocsin-sqlite", "tocsin-postgres")
@@ -127,7 +127,6 @@ def rfc3339(at: datetime) -> str:
 
 @contextmanager
 def alertmanager(home: Path, receiver: str) -> Iterator[Target]:
-    port = free_port()
     config = {
         "route": {
             "receiver": "null",
@@ -142,19 +141,8 @@ def alertmanager(home: Path, receiver: str) -> Iterator[Target]:
             {"name": "hook", "webhook_configs": [{"url": receiver, "send_resolved": False}]},
         ],
     }
-    (home / "alertmanager.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    args = [
-        ALERTMANAGER,
-        f"--config.file={home / 'alertmanager.yml'}",
-        f"--storage.path={home / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",
-    ]
-    log = home / "alertmanager.log"
-    with running(args, log, home) as proc:
-        url = f"http://127.0.0.1:{port}"
-        wait_ready(proc, lambda: httpx.get(f"{url}/-/ready", timeout=1).is_success, "Alertmanager", log)
-        yield Target("alertmanager", f"{url}/api/v2/alerts", "", proc.pid, None)
+    with running_alertmanager(home, yaml.safe_dump(config, sort_keys=False)) as (url, pid, _):
+        yield Target("alertmanager", f"{url}/api/v2/alerts", "", pid, None)
 
 
 def paging_policy(home: Path, receiver: str) -> Path:
