@@ -262,7 +262,7 @@ def alert(run: str, i: int) -> list[dict[str, Any]]:
 
 
 def measure_latency(
-    target: Target, receiver: Receiver, run: str, count: int
+    target: Target, receiver: Receiver, run: str, count: int, gap: float = 0.0
 ) -> tuple[list[float], list[float], int]:
     """(latencies to the webhook in ms, POST latencies in ms, how many never arrived)."""
     headers = {"Authorization": f"Bearer {target.key}"} if target.key else {}
@@ -271,6 +271,7 @@ def measure_latency(
     missing = 0
     with httpx.Client(timeout=30, headers=headers) as client:
         for i in range(count):
+            time.sleep(gap)  # the previous incident's follow-up work (announcement, records) settles
             body = alert(run, i)
             name = f"pgb-{run}-{i}"
             arrived = receiver.expect(name)
@@ -420,7 +421,9 @@ def latency_target(name: str, home: Path, opts: argparse.Namespace) -> list[Late
                     if report is not None:
                         time.sleep(2)  # the background reaches its rate
                     cpu0, t0 = cpu_seconds(target.pid), time.monotonic()
-                    lat, posts, missing = measure_latency(target, receiver, f"{run}{case}", opts.incidents)
+                    lat, posts, missing = measure_latency(
+                        target, receiver, f"{run}{case}", opts.incidents, opts.gap
+                    )
                     cpu = (cpu_seconds(target.pid) - cpu0) / (time.monotonic() - t0)
                 rate = 0.0
                 if report is not None:
@@ -615,6 +618,9 @@ def main(argv: list[str] | None = None) -> int:
         "--background-rate", type=float, default=2000, help="alerts/s re-sent while ingesting"
     )
     parser.add_argument("--timers", type=int, default=10_000)
+    parser.add_argument(
+        "--gap", type=float, default=0.1, help="seconds between one page's arrival and the next alert"
+    )
     parser.add_argument(
         "--targets", default=",".join(TARGETS), help=f"comma-separated, of {', '.join(TARGETS)}"
     )

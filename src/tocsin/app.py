@@ -76,11 +76,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         mail = await report_smtp.start(rt)  # before the loops: a taken port fails the start cleanly
         if rt.settings.background:
-            rt.loops.start()
+            rt.start()
         yield
         if mail is not None:
             mail.close()
-        await rt.loops.stop()
+        await rt.stop()
         await rt.ingestor.close()
         await rt.db.dispose()
 

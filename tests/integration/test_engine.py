@@ -15,7 +15,7 @@ from tocsin.core.bus import Bus
 from tocsin.db.engine import Database
 from tocsin.engine import timers
 from tocsin.engine.models import Timer
-from tocsin.engine.worker import Firing, Worker, backoff
+from tocsin.engine.worker import INLINE_ROUNDS, Firing, Worker, backoff
 from tocsin.testing import FakeClock
 
 
@@ -158,3 +158,71 @@ def test_tocsin_worker_refuses_sqlite(tmp_path: Any) -> None:
     env = {**os.environ, "TOCSIN_DATABASE_URL": f"sqlite:///{tmp_path}/t.db"}
     done = subprocess.run([str(tocsin), "worker"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "needs PostgreSQL" in done.stderr
+
+
+async def test_timers_due_at_once_fire_inside_the_transaction_that_schedules_them(
+    db: Database, clock: FakeClock
+) -> None:
+    rec = Recorder()
+    worker = Worker(
+        db, clock, {"t": rec.ok, "boom": rec.flaky, "slow": rec.ok}, inline={"t", "boom", "unhandled"}
+    )
+    db.before_commit["timers"] = worker.fire_due_now
+    try:
+        await schedule(db, clock, "t", "now", timedelta(0))
+        await schedule(db, clock, "t", "later", timedelta(minutes=5))
+        await schedule(db, clock, "slow", "s", timedelta(0))  # handled, not inline: left for the worker
+        await schedule(db, clock, "unhandled", "u", timedelta(0))  # no handler here: left for a worker
+        async with db.transaction() as session:  # scheduled and cancelled in one transaction: never fires
+            await timers.schedule(session, clock.now(), "t", "gone", clock.now())
+            await timers.cancel(session, "t", "gone")
+        await schedule(db, clock, "boom", "b", timedelta(0))  # fails inline: back to pending, with backoff
+    finally:
+        del db.before_commit["timers"]
+    assert rec.fired == [("now", timedelta(0))]
+    async with db.session() as session:
+        rows = {t.key: t for t in await session.scalars(select(Timer))}
+    assert rows["now"].fired_at == clock.now()
+    assert rows["later"].fired_at is None and rows["u"].fired_at is None and rows["s"].fired_at is None
+    assert "gone" not in rows
+    assert rows["b"].fired_at is None and rows["b"].attempts == 1
+    assert rows["b"].last_error == "RuntimeError: downstream is down"
+    assert rows["b"].due_at == clock.now() + backoff(1)
+
+
+async def test_a_failed_commit_fires_nothing(db: Database, clock: FakeClock) -> None:
+    rec = Recorder()
+    worker = Worker(db, clock, {"t": rec.ok}, inline={"t"})
+    db.before_commit["timers"] = worker.fire_due_now
+    try:
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as session:
+                await timers.schedule(session, clock.now(), "t", "x", clock.now())
+                raise RuntimeError("the cause failed")
+    finally:
+        del db.before_commit["timers"]
+    assert rec.fired == []
+    async with db.session() as session:
+        assert list(await session.scalars(select(Timer))) == []
+
+
+async def test_a_timer_that_re_arms_itself_at_once_stops_after_a_few_rounds(
+    db: Database, clock: FakeClock
+) -> None:
+    fired = 0
+
+    async def again(session: AsyncSession, timer: Timer, firing: Firing) -> None:
+        nonlocal fired
+        fired += 1
+        await timers.schedule(session, firing.now, timer.kind, timer.key, firing.now)
+
+    worker = Worker(db, clock, {"loop": again}, inline={"loop"})
+    db.before_commit["timers"] = worker.fire_due_now
+    try:
+        await schedule(db, clock, "loop", "l", timedelta(0))
+    finally:
+        del db.before_commit["timers"]
+    assert fired == INLINE_ROUNDS
+    async with db.session() as session:
+        row = await session.scalar(select(Timer))
+    assert row is not None and row.fired_at is None  # the rest is the worker's, at its own pace

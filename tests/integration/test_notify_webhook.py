@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -104,9 +104,22 @@ def url(receiver: Receiver) -> Iterator[str]:
         yield base
 
 
-def make_sender(db: Database, clock: FakeClock, timeout: float = 10.0) -> Sender:
-    channel = WebhookChannel(SECRET, clock, timeout=timeout)
-    return Sender(db, clock, {"webhook": channel}, jitter=lambda: 0.0)
+MakeSender = Callable[..., Sender]
+
+
+@pytest.fixture
+async def make_sender(db: Database, clock: FakeClock) -> AsyncIterator[MakeSender]:
+    """Senders over a webhook channel, closed (their pooled connections too) after the test."""
+    made: list[Sender] = []
+
+    def make(timeout: float = 10.0) -> Sender:
+        channel = WebhookChannel(SECRET, clock, timeout=timeout)
+        made.append(Sender(db, clock, {"webhook": channel}, jitter=lambda: 0.0))
+        return made[-1]
+
+    yield make
+    for sender in made:
+        await sender.close()
 
 
 async def queue(db: Database, clock: FakeClock, key: str, target: str) -> None:
@@ -138,21 +151,21 @@ def test_signature_checks_body_secret_and_window() -> None:
 
 
 async def test_delivered_signed_with_idempotency_key(
-    db: Database, clock: FakeClock, receiver: Receiver, url: str
+    db: Database, clock: FakeClock, receiver: Receiver, url: str, make_sender: MakeSender
 ) -> None:
     await queue(db, clock, "w1", f"{url}/hook")
-    await make_sender(db, clock).tick()
+    await make_sender().tick()
     assert receiver.received == [("w1", {"text": "INC-1 P1 Checkout down", "incident": "INC-1"})]
     sent = await stored(db, "w1")
     assert sent.status == "sent" and sent.result == {"status_code": 200}
 
 
 async def test_500_then_200_is_retried_and_delivered_once(
-    db: Database, clock: FakeClock, receiver: Receiver, url: str
+    db: Database, clock: FakeClock, receiver: Receiver, url: str, make_sender: MakeSender
 ) -> None:
     receiver.answers = [500]
     await queue(db, clock, "w2", f"{url}/hook")
-    sender = make_sender(db, clock)
+    sender = make_sender()
     await sender.tick()
     failing = await stored(db, "w2")
     assert failing.status == "pending" and failing.last_error == "HTTP 500"
@@ -165,29 +178,31 @@ async def test_500_then_200_is_retried_and_delivered_once(
 
 
 async def test_a_hanging_receiver_times_out_and_is_retried(
-    db: Database, clock: FakeClock, receiver: Receiver, url: str
+    db: Database, clock: FakeClock, receiver: Receiver, url: str, make_sender: MakeSender
 ) -> None:
     await queue(db, clock, "w3", f"{url}/slow")
-    await make_sender(db, clock, timeout=0.2).tick()
+    await make_sender(timeout=0.2).tick()
     waiting = await stored(db, "w3")
     assert waiting.status == "pending" and waiting.last_error == "no answer within 0.2 s"
 
 
-async def test_404_fails_without_retry(db: Database, clock: FakeClock, receiver: Receiver, url: str) -> None:
+async def test_404_fails_without_retry(
+    db: Database, clock: FakeClock, receiver: Receiver, url: str, make_sender: MakeSender
+) -> None:
     await queue(db, clock, "w4", f"{url}/missing")
-    await make_sender(db, clock).tick()
+    await make_sender().tick()
     failed = await stored(db, "w4")
     assert failed.status == "failed" and failed.last_error == "HTTP 404: no such hook"
 
 
 async def test_receiver_down_for_an_hour_gets_everything_once(
-    db: Database, clock: FakeClock, receiver: Receiver
+    db: Database, clock: FakeClock, receiver: Receiver, make_sender: MakeSender
 ) -> None:
     port = free_port()
     target = f"http://127.0.0.1:{port}/hook"
     for i in range(3):
         await queue(db, clock, f"down{i}", target)
-    sender = make_sender(db, clock)
+    sender = make_sender()
     start = clock.now()
     while clock.now() - start < timedelta(hours=1):
         await sender.tick()

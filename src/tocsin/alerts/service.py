@@ -141,16 +141,18 @@ _REPEAT = (
 )
 
 
-async def _insert(session: AsyncSession, integration_id: int, alerts: list[NewAlert]) -> None:
-    """Insert new alerts in one executemany and give each its id.
+_INSERT = insert(_table).returning(_table.c.id, _table.c.dedup_key)
 
-    The ids are read back through the open-alert unique index rather than RETURNING: with RETURNING
-    and parameter order, SQLite falls back to one statement per row.
+
+async def _insert(session: AsyncSession, alerts: list[NewAlert]) -> None:
+    """Insert new alerts (batched multi-row INSERTs) and give each its id.
+
+    RETURNING pairs each id with its dedup key (unique among a batch's new alerts), so the rows may
+    come back in any order: no per-row fallback for parameter order.
     """
-    await session.execute(insert(_table), [a.row() for a in alerts])
     by_key = {a.dedup_key: a for a in alerts}
-    for key, known in (await _open_alerts(session, integration_id, list(by_key))).items():
-        by_key[key].id = known.id
+    for id_, key in await session.execute(_INSERT, [a.row() for a in alerts]):
+        by_key[key].id = id_
 
 
 async def ingest(
@@ -251,7 +253,7 @@ async def _flush_new(
     if not new:
         return
     touched = await _group(session, clock, policy, integration, new, actor, now)
-    await _insert(session, integration.id, new)
+    await _insert(session, new)
     for attached in touched.values():
         if attached.due(now):
             await grouping.record(session, clock, attached, integration.name, actor)

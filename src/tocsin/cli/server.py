@@ -208,11 +208,11 @@ async def _work(settings: Settings, policy: Policy) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    rt.loops.start()
+    rt.start()
     try:
         await stop.wait()
     finally:
-        await rt.loops.stop()
+        await rt.stop()
         await rt.db.dispose()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,10 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         # Called with the topics a committed transaction asked to publish (see publish_after_commit).
         self.on_commit: Callable[..., None] | None = None
+        # Run in order at the end of every write transaction, before it commits: work that belongs in
+        # the transaction of its cause (the engine fires timers due at once, the sender claims new
+        # messages). By name, so registering again replaces; a hook that raises rolls back.
+        self.before_commit: dict[str, Callable[[AsyncSession], Awaitable[None]]] = {}
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -71,17 +75,25 @@ class Database:
             async with self._sessions() as session:
                 async with session.begin():
                     yield session
-                self._published(session)
+                    await self._before_commit(session)
+                self._committed(session)
             return
         async with self._write_lock, self._sessions() as session:
             async with session.begin():
                 yield session
-            self._published(session)
+                await self._before_commit(session)
+            self._committed(session)
 
-    def _published(self, session: AsyncSession) -> None:
+    async def _before_commit(self, session: AsyncSession) -> None:
+        for hook in self.before_commit.values():
+            await hook(session)
+
+    def _committed(self, session: AsyncSession) -> None:
         topics = session.info.pop(_TOPICS, None)
         if topics and self.on_commit is not None:
             self.on_commit(*topics)
+        for callback in session.info.pop(_AFTER, ()):
+            callback()
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -92,11 +104,17 @@ class Database:
 
 
 _TOPICS = "tocsin.publish"
+_AFTER = "tocsin.after_commit"
 
 
 def publish_after_commit(session: AsyncSession, *topics: str) -> None:
     """Wake this process's waiters on `topics` once the session's transaction has committed."""
     session.info.setdefault(_TOPICS, set()).update(topics)
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Call `callback` once the session's transaction has committed (never if it rolls back)."""
+    session.info.setdefault(_AFTER, []).append(callback)
 
 
 async def advisory_lock(session: AsyncSession, key: str) -> None:

@@ -1,8 +1,9 @@
 """Scheduling timers: rows with a `due_at`, written in the transaction of the change that causes them.
 
 `schedule` is an upsert on (kind, key): scheduling again moves the one timer, so callers can re-plan
-an incident's timers after every change without first asking what exists. A timer due now wakes the
-workers when its transaction commits: this process's through the bus, other processes' through
+an incident's timers after every change without first asking what exists. A timer due now is fired
+before its transaction commits when the process runs the engine (`Worker.fire_due_now`), and wakes
+the workers when it commits otherwise: this process's through the bus, other processes' through
 PostgreSQL's NOTIFY.
 """
 
@@ -22,6 +23,7 @@ from tocsin.engine.models import Timer
 
 TOPIC = "timers"  # the in-process bus topic, and the PostgreSQL NOTIFY channel (prefixed)
 CHANNEL = "tocsin_timers"
+DUE_NOW = "tocsin.timers.due_now"  # session.info: (kind, key) of the timers this transaction made due
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,9 @@ async def schedule_many(session: AsyncSession, now: datetime, plans: Sequence[Pl
         },
     )
     await session.execute(stmt)
-    if any(p.due_at <= now for p in plans):
+    due = {(p.kind, p.key) for p in plans if p.due_at <= now}
+    if due:
+        session.info.setdefault(DUE_NOW, set()).update(due)
         await wake(session)
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import psycopg
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,11 +28,12 @@ from tocsin.core.bus import Bus
 from tocsin.core.clock import Clock
 from tocsin.db.engine import Database
 from tocsin.engine.models import Timer
-from tocsin.engine.timers import CHANNEL, TOPIC
+from tocsin.engine.timers import CHANNEL, DUE_NOW, TOPIC
 
 log = logging.getLogger("tocsin.engine")
 
 MAX_WAIT = 5.0  # seconds a worker sleeps at most without a wake-up (a timer may come due meanwhile)
+INLINE_ROUNDS = 5  # timers due at once that fire inline may make more due: at most this many rounds
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,18 @@ def backoff(attempts: int) -> timedelta:
 
 class Worker:
     def __init__(
-        self, db: Database, clock: Clock, handlers: Mapping[str, Handler], *, batch: int = 100
+        self,
+        db: Database,
+        clock: Clock,
+        handlers: Mapping[str, Handler],
+        *,
+        batch: int = 100,
+        inline: Collection[str] = (),
     ) -> None:
         self.db = db
         self.clock = clock
         self.handlers = handlers
+        self.inline = inline  # the kinds `fire_due_now` fires
         self.batch = batch
         self.fired = 0
         self.failed = 0
@@ -84,13 +92,41 @@ class Worker:
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             timers = list(await session.scalars(query))
-            if timers:
-                # Marked fired in one statement; a handler that fails puts its timer back (see _fire).
-                ids = [t.id for t in timers]
-                await session.execute(update(Timer).where(Timer.id.in_(ids)).values(fired_at=now))
-                for timer in timers:
-                    await self._fire(session, timer, now)
+            await self._fire_all(session, timers, now)
         return len(timers)
+
+    async def fire_due_now(self, session: AsyncSession) -> None:
+        """Fire the `inline` timers this transaction made due at once, inside it (a `Database.before_commit` hook).
+
+        Team assembly and the first page then commit with the incident that caused them, instead of a
+        worker's claim transaction later. Other kinds (an announcement, a reminder) wait for a worker,
+        off the paging path. The timer rows are this transaction's own writes, so no other worker can
+        claim them meanwhile.
+        """
+        for _ in range(INLINE_ROUNDS):
+            due = [k for k in session.info.pop(DUE_NOW, ()) if k[0] in self.inline and k[0] in self.handlers]
+            if not due:
+                return
+            now = self.clock.now()
+            query = (
+                select(Timer)
+                .where(
+                    or_(*((Timer.kind == kind) & (Timer.key == key) for kind, key in due)),
+                    Timer.fired_at.is_(None),
+                    Timer.due_at <= now,
+                )
+                .order_by(Timer.due_at, Timer.id)
+            )
+            await self._fire_all(session, list(await session.scalars(query)), now)
+
+    async def _fire_all(self, session: AsyncSession, timers: list[Timer], now: datetime) -> None:
+        if not timers:
+            return
+        # Marked fired in one statement; a handler that fails puts its timer back (see _fire).
+        ids = [t.id for t in timers]
+        await session.execute(update(Timer).where(Timer.id.in_(ids)).values(fired_at=now))
+        for timer in timers:
+            await self._fire(session, timer, now)
 
     async def _fire(self, session: AsyncSession, timer: Timer, now: datetime) -> None:
         timer_id, kind, key, attempts = timer.id, timer.kind, timer.key, timer.attempts

@@ -29,17 +29,27 @@ MAX_BACKDATE = timedelta(days=30)
 CLOCK_SKEW = timedelta(minutes=5)
 
 
+_HELD = "tocsin.incidents.held"  # session.info: ids of the incidents this transaction has locked or created
+
+
 async def get(session: AsyncSession, ref: str | int, *, for_update: bool = False) -> Incident:
-    """Find an incident by `INC-42`, `42` or 42."""
+    """Find an incident by `INC-42`, `42` or 42 (`for_update`: locked until the transaction ends)."""
     number = ref if isinstance(ref, int) else parse_incident_ref(ref)
     if number is None:
         raise NotFound(f"{ref!r} is not an incident id (expected INC-<number>)", field="id")
+    held: set[int] = session.info.setdefault(_HELD, set())
+    if for_update and number in held:  # locked (or created) earlier in this transaction: no second round trip
+        mine = await session.get(Incident, number)
+        if mine is not None:
+            return mine
     query = select(Incident).where(Incident.id == number)
     if for_update:
         query = query.with_for_update()
     incident = await session.scalar(query)
     if incident is None:
         raise NotFound(f"no incident {incident_ref(number)}", field="id")
+    if for_update:
+        held.add(number)
     return incident
 
 
@@ -102,6 +112,7 @@ async def declare(
     sla.apply(policy, incident)
     session.add(incident)
     await session.flush()
+    session.info.setdefault(_HELD, set()).add(incident.id)
     append(
         session,
         incident,

@@ -108,4 +108,6 @@ def register(rt: Runtime) -> None:
     channels = build_channels(rt.settings, rt.db, rt.clock)
     sender = Sender(rt.db, rt.clock, channels, rt.bus, give_up_after=rt.settings.delivery_give_up_after)
     rt.loops.add("outbox", 1.0, lambda: run_sender(sender, rt.bus))
+    rt.commit_hooks["outbox"] = sender.claim_new  # while it runs, messages for now leave at commit
+    rt.closers["outbox"] = sender.close
     rt.loops.add("outbox-gauges", 15.0, _gauges(rt))

@@ -22,15 +22,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.core.bus import Bus
 from tocsin.core.clock import Clock
 from tocsin.core.errors import NotFound
-from tocsin.db.engine import Database
+from tocsin.db.engine import Database, after_commit
 from tocsin.incidents import service as incidents
 from tocsin.incidents.timeline import EventKind
+from tocsin.notify import service
 from tocsin.notify.channels.base import Channel, DeliveryError
 from tocsin.notify.models import OutboxMessage
 
@@ -87,6 +88,7 @@ class Sender:
         self.give_up_after = give_up_after
         self.jitter = jitter
         self._slots = asyncio.Semaphore(concurrency)
+        self._inflight: set[asyncio.Task[None]] = set()
         # A send that takes longer than this is abandoned (and retried): never past the lease.
         self.send_timeout = min(60.0, lease.total_seconds() / 2)
 
@@ -108,14 +110,48 @@ class Sender:
             )
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
-            rows = list(await session.scalars(query))
-            claimed = []
-            for row in rows:
-                row.attempts += 1
-                row.next_attempt_at = now + self.lease
-                previous = await _first_post(session, row) if row.thread else None
-                claimed.append(Claimed(row, row.attempts, dict(row.payload), previous))
-        return claimed
+            return await _take(session, query, now + self.lease)
+
+    async def claim_new(self, session: AsyncSession) -> None:
+        """Claim the messages this transaction queued for now, and send them once it commits.
+
+        A `Database.before_commit` hook: a page leaves as soon as the incident that caused it is
+        committed, without waiting for the next claim. The claim is the usual lease, so if this process
+        dies before sending, another sender takes the message when the lease runs out.
+        """
+        ids = session.info.pop(service.NEW, None)
+        if not ids:
+            return
+        now = self.clock.now()
+        query = (
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.id.in_(ids),
+                OutboxMessage.status == "pending",
+                OutboxMessage.next_attempt_at <= now,
+            )
+            .order_by(OutboxMessage.id)
+        )
+        claimed = await _take(session, query, now + self.lease)
+        if claimed:
+            after_commit(session, lambda: self._start(claimed))
+
+    def _start(self, claimed: list[Claimed]) -> None:
+        for item in claimed:
+            task = asyncio.create_task(self._deliver(item), name=f"tocsin-send-{item.message.id}")
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def close(self) -> None:
+        """Stop the sends started by `claim_new` (their messages are retried after the lease); close channels."""
+        tasks, self._inflight = list(self._inflight), set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for channel in self.channels.values():
+            aclose = getattr(channel, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     async def _deliver(self, item: Claimed) -> None:
         async with self._slots:
@@ -203,6 +239,18 @@ class Sender:
         row.status = "failed"
         log.warning("outbox message %d to %s %s failed: %s", row.id, row.channel, row.target, error.message)
         return "failed"
+
+
+async def _take(session: AsyncSession, query: Select[OutboxMessage], until: datetime) -> list[Claimed]:
+    """Claim the rows of `query` until `until`: count the attempt and push `next_attempt_at` to the lease's end."""
+    claimed = []
+    rows: list[OutboxMessage] = list(await session.scalars(query))
+    for row in rows:
+        row.attempts += 1
+        row.next_attempt_at = until
+        previous = await _first_post(session, row) if row.thread else None
+        claimed.append(Claimed(row, row.attempts, dict(row.payload), previous))
+    return claimed
 
 
 async def _incident(session: AsyncSession, incident_id: int) -> Any:

@@ -40,6 +40,7 @@ from tocsin.incidents import service as incidents
 from tocsin.incidents.timeline import EventKind
 from tocsin.notify.models import OutboxMessage
 
+NEW = "tocsin.outbox.new"  # session.info: ids of the messages this transaction queued for now
 CHANNELS = ("slack", "email", "webhook", "console")
 STATUSES = ("pending", "sent", "failed", "suppressed")
 ACTOR = "tocsin"
@@ -99,34 +100,14 @@ async def enqueue(
     messages from the last `window`, this one is stored `suppressed` and never sent.
     """
     _check(channel, target, kind, key, payload)
-    existing = await by_key(session, key)
-    if existing is not None:
-        return existing
     if thread is not None:
-        await advisory_lock(session, f"outbox-thread:{channel}:{target}:{thread}")
-        pending = await session.scalar(
-            select(OutboxMessage)
-            .where(
-                OutboxMessage.thread == thread,
-                OutboxMessage.channel == channel,
-                OutboxMessage.target == target,
-                OutboxMessage.status == "pending",
-            )
-            .order_by(OutboxMessage.id)
-            .limit(1)
-            .with_for_update()
-        )
-        if pending is not None:
-            pending.payload = payload  # the newest state replaces an unsent older one
-            pending.kind = kind
-            if pending.attempts == 0 and not_before is None:
-                pending.next_attempt_at = min(pending.next_attempt_at, now)
-            return pending
-    status = "pending"
-    if throttle is not None and await _over_limit(session, now, channel, target, throttle):
-        status = "suppressed"
-        if incident_id is not None:
-            await _note_throttled(session, now, incident_id, channel, target, kind, person, throttle)
+        existing = await by_key(session, key)  # a key queued before is never coalesced again
+        if existing is not None:
+            return existing
+        coalesced = await _coalesce(session, now, channel, target, kind, thread, payload, not_before)
+        if coalesced is not None:
+            return coalesced
+    over = throttle is not None and await _over_limit(session, now, channel, target, throttle)
     values: dict[str, Any] = {
         "channel": channel,
         "target": target,
@@ -136,7 +117,7 @@ async def enqueue(
         "incident_id": incident_id,
         "person": person,
         "payload": payload,
-        "status": status,
+        "status": "suppressed" if over else "pending",
         "attempts": 0,
         "next_attempt_at": max(now, not_before) if not_before is not None else now,
         "created_at": now,
@@ -146,16 +127,51 @@ async def enqueue(
         dialect.insert(OutboxMessage)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(OutboxMessage.id)
+        .returning(OutboxMessage)
     )
-    new_id = await session.scalar(statement)
-    if new_id is None:  # a concurrent transaction queued the same key first
-        raced = await by_key(session, key)
-        assert raced is not None
-        return raced
-    message = await session.get(OutboxMessage, new_id)
-    assert message is not None
+    message: OutboxMessage | None = await session.scalar(statement)
+    if message is None:  # queued before (or by a concurrent transaction first)
+        existing = await by_key(session, key)
+        assert existing is not None
+        return existing
+    if over and incident_id is not None:
+        assert throttle is not None
+        await _note_throttled(session, now, message, throttle)
+    elif not over and message.next_attempt_at <= now:
+        session.info.setdefault(NEW, []).append(message.id)
     return message
+
+
+async def _coalesce(
+    session: AsyncSession,
+    now: datetime,
+    channel: str,
+    target: str,
+    kind: str,
+    thread: str,
+    payload: dict[str, Any],
+    not_before: datetime | None,
+) -> OutboxMessage | None:
+    """The pending message on the thread, now carrying this payload; None when there is none."""
+    await advisory_lock(session, f"outbox-thread:{channel}:{target}:{thread}")
+    pending: OutboxMessage | None = await session.scalar(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.thread == thread,
+            OutboxMessage.channel == channel,
+            OutboxMessage.target == target,
+            OutboxMessage.status == "pending",
+        )
+        .order_by(OutboxMessage.id)
+        .limit(1)
+        .with_for_update()
+    )
+    if pending is not None:
+        pending.payload = payload  # the newest state replaces an unsent older one
+        pending.kind = kind
+        if pending.attempts == 0 and not_before is None:
+            pending.next_attempt_at = min(pending.next_attempt_at, now)
+    return pending
 
 
 async def _over_limit(
@@ -175,34 +191,25 @@ async def _over_limit(
     return (recent or 0) >= limit
 
 
-async def _suppressed_since(session: AsyncSession, since: datetime, channel: str, target: str) -> bool:
-    found = await session.scalar(
+async def _note_throttled(
+    session: AsyncSession, now: datetime, message: OutboxMessage, throttle: tuple[int, timedelta]
+) -> None:
+    """Tell the timeline once per window that messages to this target are held back."""
+    assert message.incident_id is not None
+    incident = await incidents.get(session, message.incident_id, for_update=True)  # also serialises the check
+    limit, window = throttle
+    earlier = await session.scalar(
         select(OutboxMessage.id)
         .where(
-            OutboxMessage.channel == channel,
-            OutboxMessage.target == target,
+            OutboxMessage.channel == message.channel,
+            OutboxMessage.target == message.target,
             OutboxMessage.status == "suppressed",
-            OutboxMessage.created_at > since,
+            OutboxMessage.created_at > now - window,
+            OutboxMessage.id != message.id,
         )
         .limit(1)
     )
-    return found is not None
-
-
-async def _note_throttled(
-    session: AsyncSession,
-    now: datetime,
-    incident_id: int,
-    channel: str,
-    target: str,
-    kind: str,
-    person: str | None,
-    throttle: tuple[int, timedelta],
-) -> None:
-    """Tell the timeline once per window that messages to this target are held back."""
-    incident = await incidents.get(session, incident_id, for_update=True)  # also serialises the check
-    limit, window = throttle
-    if await _suppressed_since(session, now - window, channel, target):
+    if earlier is not None:
         return
     await incidents.record(
         session,
@@ -211,10 +218,10 @@ async def _note_throttled(
         EventKind.notification,
         ACTOR,
         {
-            "channel": channel,
-            "target": target,
-            "kind": kind,
-            "person": person,
+            "channel": message.channel,
+            "target": message.target,
+            "kind": message.kind,
+            "person": message.person,
             "status": "suppressed",
             "error": f"more than {limit} messages in {int(window.total_seconds())} s: "
             "further messages in this window are recorded, not sent",

@@ -210,3 +210,6 @@ def register(rt: Runtime) -> None:
     rt.handlers[planned.ESCALATE] = for_incident(rt, unresolved)
     rt.handlers[planned.ESCALATION_STEP] = for_incident(rt, step)
     rt.handlers[planned.PAGE_NOTIFY] = for_incident(rt, delayed_rule)
+    rt.urgent.update(
+        {planned.ASSEMBLE, planned.RESPONSE, planned.ESCALATE, planned.ESCALATION_STEP, planned.PAGE_NOTIFY}
+    )

@@ -157,11 +157,11 @@ async def page(
         "created_at": now,
     }
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    new_id = await session.scalar(insert(Page).values(**values).on_conflict_do_nothing().returning(Page.id))
-    if new_id is None:
+    row: Page | None = await session.scalar(
+        insert(Page).values(**values).on_conflict_do_nothing().returning(Page)
+    )
+    if row is None:
         return None
-    row = await session.get(Page, new_id)
-    assert row is not None
     person = ctx.person(name)
     rules = person.rules(ctx.policy.paging.default_notify) if person is not None else []
     data: dict[str, Any] = {"person": name, "step": step, "reason": reason}

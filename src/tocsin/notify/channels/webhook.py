@@ -8,6 +8,7 @@ refuses timestamps older than a few minutes: `verify_signature` does both.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import hmac
@@ -83,6 +84,21 @@ class WebhookChannel:
         self.clock = clock
         self.timeout = timeout
         self.transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        """One pooled client per event loop: a page to a receiver already connected to needs no new connection."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client.is_closed or self._loop is not loop:
+            self._client = httpx.AsyncClient(timeout=self.timeout, transport=self.transport, verify=_tls())
+            self._loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._loop is asyncio.get_running_loop():
+            await client.aclose()
 
     async def _key(self) -> bytes:
         if not isinstance(self._secret, bytes):
@@ -103,10 +119,7 @@ class WebhookChannel:
         if message.incident_id is not None:
             headers["X-Tocsin-Incident"] = str(message.incident_id)
         try:
-            async with httpx.AsyncClient(
-                timeout=self.timeout, transport=self.transport, verify=_tls()
-            ) as client:
-                response = await client.post(message.target, content=body, headers=headers)
+            response = await self._http().post(message.target, content=body, headers=headers)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as error:
             raise DeliveryError(f"bad webhook URL: {error}", retryable=False) from error
         except httpx.TimeoutException as error:
