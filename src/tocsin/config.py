@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     )
     mail_from: str = Field(default="tocsin@localhost", description="From address of the mail Tocsin sends")
     webhook_secret: str | None = Field(default=None, description="key that signs outgoing webhooks")
+    sentry_client_secret: str | None = Field(
+        default=None,
+        description="Sentry integration's client secret: when set, Sentry webhooks must carry a valid "
+        "Sentry-Hook-Signature",
+    )
     webhook_timeout: float = Field(default=10.0, gt=0, le=60, description="seconds a webhook may take")
     delivery_give_up_after: Duration = Field(
         default=timedelta(hours=24), description="how long a failing message is retried before it fails"

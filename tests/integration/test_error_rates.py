@@ -3,6 +3,8 @@ Sentry webhooks, with a fake clock, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 from collections.abc import Iterator
@@ -297,6 +299,25 @@ async def test_sentry_webhook_protocol(client: httpx.AsyncClient, sentry_key: st
     assert r.status_code == 400
     r = await client.post("/api/v1/integrations/sentry", json=event_alert())
     assert r.status_code == 401 and r.json()["error"]["field"] == "key"
+
+
+async def test_sentry_signature_is_checked_when_the_client_secret_is_set(
+    client: httpx.AsyncClient, rt: Runtime, sentry_key: str
+) -> None:
+    rt.settings.sentry_client_secret = "sentry-client-secret"
+    url = f"/api/v1/integrations/sentry?key={sentry_key}"
+    body = json.dumps(event_alert()).encode()
+    good = hmac.new(b"sentry-client-secret", body, hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json", "Sentry-Hook-Resource": "event_alert"}
+    r = await client.post(url, content=body, headers={**headers, "Sentry-Hook-Signature": good})
+    assert r.status_code == 200 and r.json()["counted"] == ["web"]
+    for signature in (None, "0" * 64, hmac.new(b"other", body, hashlib.sha256).hexdigest()):
+        sent = {**headers, "Sentry-Hook-Signature": signature} if signature else headers
+        r = await client.post(url, content=body, headers=sent)
+        assert r.status_code == 401 and r.json()["error"]["field"] == "sentry-hook-signature"
+    tampered = body.replace(b"front-end", b"back-end")
+    r = await client.post(url, content=tampered, headers={**headers, "Sentry-Hook-Signature": good})
+    assert r.status_code == 401
 
 
 def test_sentry_parser() -> None:

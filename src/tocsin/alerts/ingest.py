@@ -90,6 +90,11 @@ async def read_body(request: Request) -> bytes:
 
 
 async def read_json(request: Request) -> Any:
+    return (await read_json_and_body(request))[0]
+
+
+async def read_json_and_body(request: Request) -> tuple[Any, bytes]:
+    """The parsed JSON body and its raw bytes (for a signature over them)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in ("application/json", ""):
         raise Rejected(415, [f"content type must be application/json, not {content_type}"], "content-type")
@@ -97,7 +102,7 @@ async def read_json(request: Request) -> Any:
     if not body:
         raise Rejected(400, ["the body is empty; expected JSON"])
     try:
-        return orjson.loads(body)
+        return orjson.loads(body), body
     except orjson.JSONDecodeError as exc:
         raise Rejected(400, [f"the body is not valid JSON: {exc}"[:300]]) from None
 

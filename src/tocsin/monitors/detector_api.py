@@ -18,7 +18,7 @@ from tocsin.alerts.ingest import (
     admit,
     bearer_or_query_key,
     json_response,
-    read_json,
+    read_json_and_body,
     runtime_of,
     tocsin_error,
 )
@@ -64,7 +64,15 @@ async def sentry_webhook(request: Request) -> Response:
     rt = runtime_of(request)
     try:
         await admit(rt, bearer_or_query_key(request), 1)
-        events = sentry.parse(await read_json(request), request.headers.get("sentry-hook-resource"))
+        payload, raw = await read_json_and_body(request)
+        secret = rt.settings.sentry_client_secret
+        if secret and not sentry.signed(secret, raw, request.headers.get("sentry-hook-signature", "")):
+            raise Rejected(
+                401,
+                ["Sentry-Hook-Signature is missing or does not sign this body with the client secret"],
+                "sentry-hook-signature",
+            )
+        events = sentry.parse(payload, request.headers.get("sentry-hook-resource"))
     except Rejected as exc:
         return tocsin_error(exc)
     except FormatError as exc:

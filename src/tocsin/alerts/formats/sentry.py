@@ -5,10 +5,15 @@ Understood: the integration platform's issue alert (`Sentry-Hook-Resource: event
 `data.error`) webhooks, and the legacy webhook plugin (`project`, `level`, `message`, `event` at the
 top). Other resources Sentry sends to the same URL (`issue`, `metric_alert`, `installation`, ...)
 carry no new event and count nothing.
+
+With `TOCSIN_SENTRY_CLIENT_SECRET` set (the integration's client secret in Sentry), a webhook counts
+only when its `Sentry-Hook-Signature` header is the hex HMAC-SHA256 of the raw body with that secret.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +34,12 @@ class SentryEvent:
     level: str
     issue_id: str | None
     url: str
+
+
+def signed(secret: str, body: bytes, signature: str) -> bool:
+    """True when `signature` (Sentry-Hook-Signature) is the HMAC-SHA256 of `body` keyed by `secret`."""
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature.strip().lower())
 
 
 def _text(value: Any, limit: int = 500) -> str:
