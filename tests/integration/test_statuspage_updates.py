@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 import pytest
 
 from tocsin.runtime import Runtime
+from tocsin.statuspage import cache as cache_module
 from tocsin.testing import FakeClock, bearer
 
 HOSTILE = '<script>alert("x")</script> & "quotes"'
@@ -172,3 +174,33 @@ async def test_hostile_text_is_escaped_everywhere(client: httpx.AsyncClient, tok
 async def test_public_paths_need_no_login(client: httpx.AsyncClient, path: str) -> None:
     r = await client.get(path)
     assert r.status_code == (404 if "INC-999" in path else 200), r.text
+
+
+async def test_once_rendered_no_request_waits_on_the_database(
+    client: httpx.AsyncClient, rt: Runtime, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The once-a-second check of the page version runs in the background; requests meanwhile get the
+    current render, and a check that hangs or fails never holds them up."""
+    app_cache = client._transport.app.state.status_cache  # type: ignore[attr-defined]
+    assert (await client.get("/status/api/v2/summary.json")).status_code == 200  # the first render waits
+    released = asyncio.Event()
+    checks = 0
+
+    async def hanging(now: float) -> None:
+        nonlocal checks
+        checks += 1
+        await released.wait()
+        raise RuntimeError("the database is away")
+
+    monkeypatch.setattr(app_cache, "_refresh", hanging)
+    monkeypatch.setattr(cache_module, "POLL_SECONDS", 0.0)  # every request would be due for a check
+    for _ in range(20):
+        r = await asyncio.wait_for(client.get("/status/api/v2/summary.json"), timeout=5)
+        assert r.status_code == 200
+    assert checks == 1  # one check in flight at a time, however many requests arrive
+    released.set()
+    await asyncio.sleep(0.01)
+    assert (await client.get("/status/api/v2/summary.json")).status_code == 200  # the last render, still
+    await asyncio.sleep(0.01)
+    assert checks == 2  # the failed check is tried again
+    await app_cache.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -192,9 +193,13 @@ def serve(
             highlight=False,
         )
     sys.stdout.flush()
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level="info", access_log=False
-    )
+    app = create_app(settings)
+    # What is loaded now (modules, routes, the policy: ~230,000 objects) lives as long as the process.
+    # Frozen, it is left out of the collector's full passes, each of which would otherwise stall every
+    # request in flight for about 0.1 s under load.
+    gc.collect()
+    gc.freeze()
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
 
 
 async def _work(settings: Settings, policy: Policy) -> None:

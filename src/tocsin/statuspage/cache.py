@@ -1,14 +1,17 @@
 """The render cache: the public page served from memory, re-rendered only when the page changes.
 
-Every process keeps the last Snapshot and the responses rendered from it. At most once a second a request
-reads the page version (one row); only when it moved (or a minute passed, for the day's uptime bars and
-maintenance clocks) is the Snapshot re-read. Concurrent requests never wait on a refresh in progress:
-they get the previous render. If the database is away, the last render keeps being served.
+Every process keeps the last Snapshot and the responses rendered from it. At most once a second a
+request starts a background read of the page version (one row); only when it moved (or a minute passed,
+for the day's uptime bars and maintenance clocks) is the Snapshot re-read. Once the page is rendered no
+request waits on the database: each gets the current render while the check runs. Only the first render,
+and the first request after this process changed the page (`invalidate`), wait for the read. If the
+database is away, the last render keeps being served.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -73,6 +76,7 @@ class StatusCache:
         self._checked = 0.0
         self._loaded = 0.0
         self._lock = asyncio.Lock()
+        self._polling: asyncio.Task[None] | None = None
         self.css = _response(stylesheet(), CSS)
 
     def invalidate(self) -> None:
@@ -81,22 +85,36 @@ class StatusCache:
         self.version = -1
 
     async def current(self) -> Snapshot | None:
-        """The latest Snapshot, refreshed when due; the previous one while a refresh runs or fails."""
+        """The latest Snapshot; the previous one while a background check runs or when it fails."""
         now = time.monotonic()
         if self.snap is not None and now - self._checked < POLL_SECONDS:
             return self.snap
-        if self._lock.locked():
-            if self.snap is not None:
-                return self.snap
-            async with self._lock:  # the first request of the process: wait for the first render
-                return self.snap
-        async with self._lock:
-            try:
-                await self._refresh(now)
-            except Exception:
-                log.exception("cannot refresh the status page; serving the last render")
-                self._checked = now
+        if self.snap is not None and self.version >= 0:
+            if self._polling is None or self._polling.done():
+                self._checked = now  # one check a second, however many requests arrive meanwhile
+                self._polling = asyncio.create_task(self._refresh_locked(now), name="tocsin-status-poll")
+            return self.snap
+        async with self._lock:  # the first render, or this process changed the page: wait for it
+            if self.snap is None or self.version < 0:
+                await self._refresh_logged(now)
         return self.snap
+
+    async def close(self) -> None:
+        if self._polling is not None:
+            self._polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._polling
+
+    async def _refresh_locked(self, now: float) -> None:
+        async with self._lock:
+            await self._refresh_logged(now)
+
+    async def _refresh_logged(self, now: float) -> None:
+        try:
+            await self._refresh(now)
+        except Exception:
+            log.exception("cannot refresh the status page; serving the last render")
+            self._checked = now
 
     async def _refresh(self, now: float) -> None:
         async with self.db.session() as session:

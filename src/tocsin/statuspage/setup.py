@@ -18,7 +18,8 @@ LIVE = Places(base="/status", subscribe="/status/subscribe", report="/report")
 def install(app: FastAPI, rt: Runtime) -> None:
     """Build the render cache (app.state.status_cache) and register the background loops."""
     renderer = Renderer(rt.policy.timezone, LIVE)
-    app.state.status_cache = StatusCache(
+    app.state.status_cache = cache = StatusCache(
         rt.db, rt.clock, rt.policy, renderer, lambda: f"{base_url(rt)}/status"
     )
+    rt.closers["status-cache"] = cache.close
     jobs.register(rt)
