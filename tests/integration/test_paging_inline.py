@@ -36,8 +36,10 @@ class Hook:
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.delay = 0.0
 
     async def receive(self, request: Request) -> Response:
+        await asyncio.sleep(self.delay)
         self.bodies.append(orjson.loads(await request.body()))
         return Response(status_code=200)
 
@@ -150,3 +152,14 @@ async def test_a_page_claimed_by_a_process_that_died_is_sent_once_after_the_leas
     assert len(await hook.pages(1)) == 1
     (message,) = await page_messages(rt, incident)
     assert message.status == "sent" and message.attempts == 2
+
+
+async def test_stopping_lets_a_send_in_flight_finish(
+    client: httpx.AsyncClient, rt: Runtime, tokens: dict[str, str], hook: Hook
+) -> None:
+    run_engine_at_commit(rt)
+    hook.delay = 0.3  # the receiver is slow: the send is still in flight when the process stops
+    incident = await declare(client, tokens["responder"])
+    await rt.stop()
+    (message,) = await page_messages(rt, incident)
+    assert message.status == "sent" and len(await hook.pages(1)) == 1

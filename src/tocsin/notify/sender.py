@@ -142,9 +142,12 @@ class Sender:
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
 
-    async def close(self) -> None:
-        """Stop the sends started by `claim_new` (their messages are retried after the lease); close channels."""
+    async def close(self, grace: float = 5.0) -> None:
+        """Let the sends started by `claim_new` finish for up to `grace` seconds, stop the rest (their
+        messages are retried once the lease runs out), and close the channels."""
         tasks, self._inflight = list(self._inflight), set()
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
