@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from tocsin import __version__
 from tocsin.alerts import api as alerts_api
@@ -69,6 +70,21 @@ def register_engine(rt: Runtime) -> None:
     notify_jobs.register(rt)
 
 
+class App(FastAPI):
+    """FastAPI with the front door ahead of its whole stack, FastAPI's own middleware included."""
+
+    front_door: FrontDoor | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        door = self.front_door
+        route = door.route(scope) if door is not None and scope["type"] == "http" else None
+        if route is None or door is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self  # handlers find the runtime through request.app, as the API's do
+        await door.serve(route, scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     rt = runtime or build_runtime(settings or Settings())
 
@@ -84,7 +100,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         await rt.ingestor.close()
         await rt.db.dispose()
 
-    app = FastAPI(
+    app = App(
         title="Tocsin",
         version=__version__,
         description="Self-hosted incident response: the runbook as software.",
@@ -121,5 +137,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     pages.mount_static(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=rt.settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=rt.metrics)
-    app.add_middleware(FrontDoor, routes=fast_routes, metrics=rt.metrics)  # outermost: ingest skips the rest
+    app.front_door = FrontDoor(fast_routes, rt.metrics)
     return app

@@ -1,8 +1,10 @@
-"""The ingest front door: alert requests go straight to their handler, skipping the API's stack.
+"""The front door: alert ingest and the public status page go straight to their handler, skipping the API's stack.
 
-An alert storm is thousands of small POSTs a second; each layer of the JSON API's middleware and its
-router (a hundred routes matched in turn) costs more than parsing the alert itself. The front door
-matches the few ingest paths first and answers them directly, still counted in Tocsin's metrics.
+An alert storm is thousands of small POSTs a second, and a status page during an outage thousands of
+GETs; each layer of the JSON API's middleware and its router (a hundred routes matched in turn) costs
+more than the work itself. The app (`tocsin.app.App`) asks the front door first, before any middleware
+of its own or FastAPI's; the front door matches the few fast paths and answers them directly, still
+counted in Tocsin's metrics. Bodies are limited by the handlers (`read_body`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Match, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from tocsin.health.metrics import Metrics
 
@@ -26,28 +28,26 @@ UNAVAILABLE = JSONResponse(
 
 
 class FrontDoor:
-    def __init__(self, app: ASGIApp, routes: list[Route], metrics: Metrics) -> None:
-        self.app = app
+    def __init__(self, routes: list[Route], metrics: Metrics) -> None:
         self.metrics = metrics
         self.exact = {r.path: r for r in routes if "{" not in r.path}
         self.patterned = [r for r in routes if "{" in r.path]
 
-    def _route(self, scope: Scope) -> Route | None:
+    def route(self, scope: Scope) -> Route | None:
+        """The fast route for this HTTP request (path parameters put in the scope), or None."""
         route = self.exact.get(scope["path"])
-        if route is not None:
-            return route
-        for candidate in self.patterned:
-            match, child = candidate.matches(scope)
-            if match is Match.FULL:
-                scope.update(child)
-                return candidate
-        return None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self._route(scope) if scope["type"] == "http" else None
+        if route is None:
+            for candidate in self.patterned:
+                match, child = candidate.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child)
+                    route = candidate
+                    break
         if route is None or scope["method"] not in (route.methods or ()):
-            await self.app(scope, receive, send)
-            return
+            return None
+        return route
+
+    async def serve(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 0  # no response started yet
 
