@@ -16,7 +16,7 @@ from tocsin.auth.service import Principal
 from tocsin.core.errors import Conflict
 from tocsin.core.http_errors import responses
 from tocsin.core.ids import incident_ref
-from tocsin.incidents import present, schemas, service, timeline
+from tocsin.incidents import hypotheses, present, schemas, service, timeline
 from tocsin.incidents.lifecycle import Status
 from tocsin.incidents.models import Incident
 from tocsin.incidents.timeline import EventKind
@@ -219,9 +219,7 @@ async def post_update(ref: Ref, body: schemas.Note, who: Responder, rt: Rt) -> s
 async def propose(ref: Ref, body: schemas.HypothesisCreate, who: Responder, rt: Rt) -> schemas.EventOut:
     """Propose a hypothesis; its id is the `hypothesis` field of the returned event."""
     async with _changing(rt, ref) as (session, incident):
-        return present.event(
-            await service.propose_hypothesis(session, rt.clock, incident, who.name, body.text)
-        )
+        return present.event(await hypotheses.propose(session, rt.clock, incident, who.name, body.text))
 
 
 @router.post(
@@ -232,7 +230,7 @@ async def settle(
 ) -> schemas.EventOut:
     """Record a hypothesis as confirmed or refuted, with the result that showed it."""
     async with _changing(rt, ref) as (session, incident):
-        event = await service.settle_hypothesis(session, rt.clock, incident, hypothesis, body, who.name)
+        event = await hypotheses.settle(session, rt.clock, incident, hypothesis, body, who.name)
         return present.event(event)
 
 

@@ -22,7 +22,7 @@ from tocsin.auth.pages import PageSession, Who, posted
 from tocsin.auth.roles import Role
 from tocsin.core.errors import Conflict, NotFound, TocsinError, Unauthorized
 from tocsin.core.ids import incident_ref
-from tocsin.incidents import paging_panel, present, schemas, service, timeline
+from tocsin.incidents import hypotheses, paging_panel, present, schemas, service, timeline
 from tocsin.incidents.lifecycle import Status
 from tocsin.incidents.models import Incident, TimelineEvent
 from tocsin.incidents.timeline import EventKind
@@ -202,7 +202,7 @@ async def _incident_page(
             raise PageError(404, "No such incident", exc.message, who=who) from None
         context = await _summary(session, rt, incident)
         events = await timeline.events(session, incident.id, 0, MAX_EVENTS)
-        hypotheses = await service.hypotheses(session, incident)
+        ideas = await hypotheses.listing(session, incident)
         alerts = await alerts_service.for_incident(session, incident.id, ALERTS_SHOWN)
         alert_counts = await alerts_service.counts_for_incident(session, incident.id)
         people = [user.name for user in await auth_service.list_users(session)]
@@ -214,7 +214,7 @@ async def _incident_page(
         who=who,
         events=events,
         last_seq=events[-1].seq if events else 0,
-        hypotheses=hypotheses,
+        hypotheses=ideas,
         alerts=alerts,
         alert_counts=alert_counts,
         people=people,
@@ -380,7 +380,7 @@ ACTIONS: dict[str, Action] = {
     "hypotheses": Action(
         Role.responder,
         schemas.HypothesisCreate,
-        lambda c, b: service.propose_hypothesis(c.session, c.rt.clock, c.incident, c.actor, b.text),
+        lambda c, b: hypotheses.propose(c.session, c.rt.clock, c.incident, c.actor, b.text),
     ),
 }
 
@@ -421,7 +421,7 @@ async def settle(ref: str, hypothesis: str, request: Request, who: Who, rt: Rt, 
     action = Action(
         Role.responder,
         schemas.HypothesisResult,
-        lambda c, b: service.settle_hypothesis(c.session, c.rt.clock, c.incident, number, b, c.actor),
+        lambda c, b: hypotheses.settle(c.session, c.rt.clock, c.incident, number, b, c.actor),
     )
     return await _perform(request, who, rt, ui, ref, f"settle-{number}", action)
 

@@ -430,56 +430,6 @@ async def post_update(
     return event
 
 
-async def _hypothesis_events(session: AsyncSession, incident: Incident) -> list[TimelineEvent]:
-    query = (
-        select(TimelineEvent)
-        .where(TimelineEvent.incident_id == incident.id, TimelineEvent.kind == EventKind.hypothesis.value)
-        .order_by(TimelineEvent.seq)
-    )
-    return list(await session.scalars(query))
-
-
-async def propose_hypothesis(
-    session: AsyncSession, clock: Clock, incident: Incident, actor: str, text: str
-) -> TimelineEvent:
-    """Propose a hypothesis; hypotheses are numbered 1, 2, 3 within their incident."""
-    proposed = [e for e in await _hypothesis_events(session, incident) if e.data.get("state") == "proposed"]
-    now = clock.now()
-    _touch(incident, now)
-    data = {"hypothesis": len(proposed) + 1, "text": text, "state": "proposed"}
-    return append(session, incident, EventKind.hypothesis, actor, now, data)
-
-
-async def settle_hypothesis(
-    session: AsyncSession,
-    clock: Clock,
-    incident: Incident,
-    hypothesis: int,
-    result: schemas.HypothesisResult,
-    actor: str,
-) -> TimelineEvent:
-    """Record that a hypothesis was confirmed or refuted, with what showed it."""
-    proposed = next(
-        (
-            e
-            for e in await _hypothesis_events(session, incident)
-            if e.data.get("hypothesis") == hypothesis and e.data.get("state") == "proposed"
-        ),
-        None,
-    )
-    if proposed is None:
-        raise NotFound(f"no hypothesis {hypothesis} on {incident_ref(incident.id)}", field="hypothesis")
-    now = clock.now()
-    _touch(incident, now)
-    data = {
-        "hypothesis": hypothesis,
-        "text": proposed.data["text"],
-        "state": result.state,
-        "result": result.result,
-    }
-    return append(session, incident, EventKind.hypothesis, actor, now, data)
-
-
 async def role_history(session: AsyncSession, incident_ids: Sequence[int]) -> dict[int, list[RoleAssignment]]:
     """Every role assignment, past and present, of the given incidents."""
     out: dict[int, list[RoleAssignment]] = {i: [] for i in incident_ids}
@@ -493,16 +443,6 @@ async def role_history(session: AsyncSession, incident_ids: Sequence[int]) -> di
     for row in rows:
         out[row.incident_id].append(row)
     return out
-
-
-async def hypotheses(session: AsyncSession, incident: Incident) -> list[dict[str, Any]]:
-    """Each hypothesis with its latest state, and `seq`, the timeline event that proposed it."""
-    latest: dict[int, dict[str, Any]] = {}
-    for row in await _hypothesis_events(session, incident):
-        number = int(row.data["hypothesis"])
-        proposed_at = latest[number]["seq"] if number in latest else row.seq
-        latest[number] = {**row.data, "seq": proposed_at}
-    return list(latest.values())
 
 
 async def open_incidents(session: AsyncSession) -> list[Incident]:
