@@ -93,7 +93,7 @@ def tocsin(home: Path, workers: int) -> Iterator[tuple[str, str, dict[str, str]]
     else:
         args = [
             sys.executable, "-m", "uvicorn", "tocsin.app:create_app", "--factory", "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+            "--port", str(port), "--workers", str(workers), "--loop", "asyncio", "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
     log = home / "tocsin.log"
     with running(args, log, home, env) as proc:

@@ -152,6 +152,8 @@ def serve(
 
     from tocsin.app import create_app
     from tocsin.reports.smtp import parse_listen
+    from tocsin.statuspage.public import answers
+    from tocsin.web.ready import ReadyProtocol
 
     settings = load_settings()
     if host:
@@ -199,7 +201,18 @@ def serve(
     # request in flight for about 0.1 s under load.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+    # The public page's rendered GETs are answered by the protocol itself (tocsin.web.ready). The event loop
+    # is asyncio's own: under load, uvloop accepted new connections one at a time, some a second late.
+    protocol = ReadyProtocol.serving(answers(app.state.status_cache, app.state.runtime.metrics))
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=protocol,
+        loop="asyncio",
+        log_level="info",
+        access_log=False,
+    )
 
 
 async def _work(settings: Settings, policy: Policy) -> None:

@@ -24,6 +24,7 @@ from tocsin.policy.models import Policy
 from tocsin.statuspage import service, snapshot
 from tocsin.statuspage.render import Renderer, stylesheet
 from tocsin.statuspage.snapshot import Snapshot
+from tocsin.web.ready import Ready
 
 log = logging.getLogger("tocsin.statuspage")
 
@@ -73,37 +74,49 @@ class StatusCache:
         self.snap: Snapshot | None = None
         self.version = -1
         self.responses: dict[str, Response] = {}
+        self.wire: dict[str, Ready] = {}  # the same responses, encoded for the protocol's ready answers
         self._checked = 0.0
         self._loaded = 0.0
         self._lock = asyncio.Lock()
         self._polling: asyncio.Task[None] | None = None
+        self._reading: asyncio.Task[None] | None = None
         self.css = _response(stylesheet(), CSS)
 
     def invalidate(self) -> None:
         """This process changed the page: the next request re-reads it."""
         self._checked = 0.0
         self.version = -1
+        self._reading = None  # a read already under way may have missed the change
+
+    def _fresh(self) -> Snapshot | None:
+        """The Snapshot if it can be served without waiting (starting the once-a-second check when due)."""
+        if self.snap is None or self.version < 0:
+            return None
+        now = time.monotonic()
+        if now - self._checked >= POLL_SECONDS and (self._polling is None or self._polling.done()):
+            self._checked = now  # one check a second, however many requests arrive meanwhile
+            self._polling = asyncio.create_task(self._refresh_locked(now), name="tocsin-status-poll")
+        return self.snap
 
     async def current(self) -> Snapshot | None:
         """The latest Snapshot; the previous one while a background check runs or when it fails."""
-        now = time.monotonic()
-        if self.snap is not None and now - self._checked < POLL_SECONDS:
-            return self.snap
-        if self.snap is not None and self.version >= 0:
-            if self._polling is None or self._polling.done():
-                self._checked = now  # one check a second, however many requests arrive meanwhile
-                self._polling = asyncio.create_task(self._refresh_locked(now), name="tocsin-status-poll")
-            return self.snap
-        async with self._lock:  # the first render, or this process changed the page: wait for it
-            if self.snap is None or self.version < 0:
-                await self._refresh_logged(now)
+        snap = self._fresh()
+        if snap is not None:
+            return snap
+        # The first render, or this process changed the page: every request now waits on one shared
+        # read, and all wake together when it ends (not one by one, as they would queued on a lock).
+        if self._reading is None or self._reading.done():
+            now = time.monotonic()
+            self._reading = asyncio.create_task(self._refresh_locked(now), name="tocsin-status-read")
+        await asyncio.shield(self._reading)
         return self.snap
 
     async def close(self) -> None:
-        if self._polling is not None:
-            self._polling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._polling
+        for task in (self._polling, self._reading):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _refresh_locked(self, now: float) -> None:
         async with self._lock:
@@ -123,7 +136,7 @@ class StatusCache:
                 self._checked = now
                 return
             snap = await snapshot.load(session, self.policy, self.clock.now(), version)
-        self.snap, self.version, self.responses = snap, version, {}
+        self.snap, self.version, self.responses, self.wire = snap, version, {}, {}
         self._checked = self._loaded = now
 
     async def get(self, key: str) -> Response:
@@ -131,6 +144,23 @@ class StatusCache:
         snap = await self.current()
         if snap is None:
             return UNAVAILABLE
+        return self._answer(snap, key)
+
+    def ready(self, key: str) -> Ready | None:
+        """The response for `key` as bytes on the wire, if it can be given without waiting; else None."""
+        snap = self._fresh()
+        if snap is None:
+            return None
+        found = self.wire.get(key)
+        if found is None:
+            found = Ready.of(self._answer(snap, key))
+            if found.status == 200:
+                self.wire[key] = found
+        return found
+
+    def _answer(self, snap: Snapshot, key: str) -> Response:
+        if key == "css":
+            return self.css
         found = self.responses.get(key)
         if found is None:
             found = self._render(snap, key)

@@ -14,7 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tocsin.health.metrics import Metrics
 from tocsin.statuspage.cache import StatusCache
+from tocsin.web.ready import Answers, Ready
 
 KEY = re.compile(r"(INC|MNT)-[0-9]{1,9}")
 API_PATHS = (
@@ -81,3 +83,37 @@ routes = [
     Route("/status/status.css", css, methods=["GET"], include_in_schema=False),
     *(Route(f"/status/api/v2/{path}", _document(path), methods=["GET"]) for path in API_PATHS),
 ]
+
+
+_READY_PATHS = {
+    "/status": "page",
+    "/status/": "page",
+    "/status/history": "history",
+    "/status/history/": "history",
+    "/status/feed.atom": "feed",
+    "/status/status.css": "css",
+    **{f"/status/api/v2/{path}": f"api:{path}" for path in API_PATHS},
+}
+_INCIDENT_URL = re.compile(rb"/status/incidents/((?:INC|MNT)-[0-9]{1,9})(/?)", re.IGNORECASE)
+
+
+def answers(cache: StatusCache, metrics: Metrics) -> Answers:
+    """The ready answers of these routes for `tocsin serve`'s protocol (`tocsin.web.ready`), counted as requests."""
+    exact = {path.encode(): (key, path) for path, key in _READY_PATHS.items()}
+
+    def ready(method: bytes, url: bytes) -> Ready | None:
+        found = exact.get(url)
+        if found is not None:
+            key, route = found
+        else:
+            match = _INCIDENT_URL.fullmatch(url)
+            if match is None:
+                return None
+            key = f"incident:{match.group(1).decode().upper()}"
+            route = "/status/incidents/{key}" + match.group(2).decode()
+        answer = cache.ready(key)
+        if answer is not None:
+            metrics.observe(method.decode(), route, answer.status, 0.0)
+        return answer
+
+    return ready
