@@ -151,7 +151,7 @@ def tocsin(home: Path, name: str, database_url: str, workers: int) -> Iterator[T
     else:
         args = [
             sys.executable, "-m", "uvicorn", "tocsin.app:create_app", "--factory",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--loop", "asyncio",
             "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
     log = home / f"{name}.log"
