@@ -88,16 +88,21 @@ class _Repeat:
     ends_at: datetime | None = None
 
 
+_table: Table = Alert.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
+# The open alerts among some dedup keys of one integration: Core, not ORM, on every ingest batch.
+_OPEN = select(
+    _table.c.id, _table.c.dedup_key, _table.c.status, _table.c.incident_id, _table.c.summary
+).where(
+    _table.c.integration_id == bindparam("integration"),
+    _table.c.dedup_key.in_(bindparam("keys", expanding=True)),
+    _table.c.status != "resolved",
+)
+
+
 async def _open_alerts(session: AsyncSession, integration_id: int, keys: Sequence[str]) -> dict[str, Known]:
     found: dict[str, Known] = {}
     for i in range(0, len(keys), CHUNK):
-        rows = await session.execute(
-            select(Alert.id, Alert.dedup_key, Alert.status, Alert.incident_id, Alert.summary).where(
-                Alert.integration_id == integration_id,
-                Alert.dedup_key.in_(keys[i : i + CHUNK]),
-                Alert.status != "resolved",
-            )
-        )
+        rows = await session.execute(_OPEN, {"integration": integration_id, "keys": keys[i : i + CHUNK]})
         for id_, key, status, incident_id, summary in rows:
             found[key] = Known(id_, status, incident_id, summary)
     return found
@@ -128,7 +133,6 @@ def _new_alert(policy: Policy, integration: IntegrationInfo, signal: Signal, now
     )
 
 
-_table: Table = Alert.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
 # Repeats of open alerts, many per statement: a counter bump, the time seen and a later expiry.
 _REPEAT = (
     update(_table)

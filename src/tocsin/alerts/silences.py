@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts.models import Silence
@@ -23,7 +24,16 @@ def _matches(matcher: dict[str, Any], labels: dict[str, str]) -> bool:
     return hit if matcher.get("is_equal", True) else not hit
 
 
-def muting(silences: list[Silence], labels: dict[str, str]) -> Silence | None:
+@dataclass(frozen=True, slots=True)
+class Active:
+    """What muting needs of a silence in force: read on every ingest batch, so no ORM object."""
+
+    id: int
+    kind: str
+    matchers: list[dict[str, Any]]
+
+
+def muting(silences: list[Active], labels: dict[str, str]) -> Active | None:
     """The first silence whose matchers all match the labels."""
     for silence in silences:
         if all(_matches(m, labels) for m in silence.matchers):
@@ -31,9 +41,18 @@ def muting(silences: list[Silence], labels: dict[str, str]) -> Silence | None:
     return None
 
 
-async def active(session: AsyncSession, now: datetime) -> list[Silence]:
-    query = select(Silence).where(Silence.starts_at <= now, Silence.ends_at > now).order_by(Silence.id)
-    return list(await session.scalars(query))
+_table: Table = Silence.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
+_NOW = bindparam("now", type_=_table.c.starts_at.type)
+_ACTIVE = (
+    select(_table.c.id, _table.c.kind, _table.c.matchers)
+    .where(_table.c.starts_at <= _NOW, _table.c.ends_at > _NOW)
+    .order_by(_table.c.id)
+)
+
+
+async def active(session: AsyncSession, now: datetime) -> list[Active]:
+    rows = await session.execute(_ACTIVE, {"now": now})
+    return [Active(id_, kind, matchers) for id_, kind, matchers in rows]
 
 
 def check_matchers(matchers: list[dict[str, Any]]) -> None:
