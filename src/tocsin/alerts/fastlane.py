@@ -1,0 +1,192 @@
+"""The storm lane: a batch that only re-sends open alerts or adds alerts to incidents already open.
+
+That is what an alert storm and Prometheus's minutely re-sends are made of, and it needs no incident
+logic: no incident opens, no severity rises, no timeline note is due, nothing is silenced, acknowledged
+or resolved. Such a batch is written with a handful of driver-level statements (`tocsin.db.raw`)
+instead of the ORM's dozen. Anything else, decided before anything is written, returns None and the
+caller (`service.ingest`) takes its full path in the same transaction. The rows written are the same
+as the full path's; tests compare the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tocsin.alerts import grouping, silences
+from tocsin.alerts.integrations import IntegrationInfo
+from tocsin.alerts.models import Alert
+from tocsin.alerts.signals import NewAlert, Signal
+from tocsin.core.clock import Clock
+from tocsin.db.base import UTCDateTime
+from tocsin.db.raw import Raw
+from tocsin.incidents.lifecycle import is_open
+from tocsin.policy.models import Policy
+
+CHUNK = 500  # keys per lookup, rows per insert: within both databases' parameter limits
+
+_table: Table = Alert.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
+_COLUMNS = [c.name for c in _table.columns if c.name != "id"]
+_TIMES = {c.name for c in _table.columns if isinstance(c.type, UTCDateTime)}
+_JSON = {"labels", "annotations", "details", "links"}
+_ROW = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
+
+_OPEN = (
+    "SELECT id, dedup_key, incident_id FROM alerts"
+    " WHERE integration_id = ? AND status != 'resolved' AND dedup_key IN ({})"
+)
+_SILENCES = "SELECT id, kind, matchers FROM silences WHERE starts_at <= ? AND ends_at > ? ORDER BY id"
+_GROUPS = (
+    "SELECT g.id, g.incident_id, g.told_at, i.status, i.severity"
+    " FROM alert_groups g JOIN incidents i ON i.id = g.incident_id"
+    " WHERE g.service = ? AND g.group_key = ? AND g.last_alert_at >= ?"
+    " ORDER BY g.id DESC LIMIT 5"
+)
+_REPEAT = "UPDATE alerts SET count = count + ?, last_seen_at = ?, ends_at = COALESCE(?, ends_at) WHERE id = ?"
+_GROUP_BUMP = "UPDATE alert_groups SET last_alert_at = ?, alert_count = alert_count + ? WHERE id = ?"
+
+
+@dataclass(slots=True)
+class _Group:
+    id: int
+    incident_id: int
+    severity: str
+    added: int = 0
+
+
+@dataclass(slots=True)
+class _Repeat:
+    count: int = 0
+    ends_at: datetime | None = None
+
+
+class NotForThisLane(Exception):
+    """The batch needs the full path."""
+
+
+async def apply(
+    session: AsyncSession,
+    clock: Clock,
+    policy: Policy,
+    integration: IntegrationInfo,
+    signals: Sequence[Signal],
+    new_alert: Callable[[Policy, IntegrationInfo, Signal, datetime], NewAlert],
+) -> list[tuple[str, str, int, int | None]] | None:
+    """(dedup key, result, alert id, incident id) per signal, written; or None, with nothing written.
+
+    `new_alert(policy, integration, signal, now)` builds a NewAlert exactly as the full path does.
+    """
+    if any(s.action != "trigger" for s in signals):
+        return None
+    raw = await Raw.of(session)
+    now = clock.now()
+    keys = list(dict.fromkeys(s.dedup_key for s in signals))
+    known: dict[str, tuple[int, int | None]] = {}
+    for i in range(0, len(keys), CHUNK):
+        part = keys[i : i + CHUNK]
+        sql = _OPEN.format(", ".join("?" * len(part)))
+        for id_, key, incident_id in await raw.rows(sql, [integration.id, *part]):
+            known[key] = (id_, incident_id)
+    repeats: dict[int, _Repeat] = {}
+    pending: dict[str, NewAlert] = {}
+    order: list[tuple[str, str, NewAlert | None, int | None, int | None]] = []
+    for signal in signals:
+        key = signal.dedup_key
+        fresh = pending.get(key)
+        if fresh is not None:
+            fresh.count += 1
+            fresh.ends_at = signal.ends_at or fresh.ends_at
+            order.append((key, "repeated", fresh, None, None))
+        elif key in known:
+            id_, incident_id = known[key]
+            repeat = repeats.setdefault(id_, _Repeat())
+            repeat.count += 1
+            repeat.ends_at = signal.ends_at or repeat.ends_at
+            order.append((key, "repeated", None, id_, incident_id))
+        else:
+            pending[key] = fresh = new_alert(policy, integration, signal, now)
+            order.append((key, "opened", fresh, None, None))
+    try:
+        groups = await _attach(raw, policy, list(pending.values()), now) if pending else []
+    except NotForThisLane:
+        return None
+    if repeats:
+        await raw.execute_many(
+            _REPEAT, [(r.count, raw.time(now), raw.time(r.ends_at), id_) for id_, r in repeats.items()]
+        )
+    await _insert(raw, list(pending.values()))
+    await raw.execute_many(_GROUP_BUMP, [(raw.time(now), g.added, g.id) for g in groups])
+    out: list[tuple[str, str, int, int | None]] = []
+    for key, result, fresh, id_, incident_id in order:
+        if fresh is not None:
+            assert fresh.id is not None
+            out.append((key, result, fresh.id, fresh.incident_id))
+        else:
+            assert id_ is not None
+            out.append((key, result, id_, incident_id))
+    return out
+
+
+async def _attach(raw: Raw, policy: Policy, new: list[NewAlert], now: datetime) -> list[_Group]:
+    """Each new alert's open group, if every one has one that needs no incident logic; else raise."""
+    in_force = [
+        silences.Active(id_, kind, raw.read_json(matchers))
+        for id_, kind, matchers in await raw.rows(_SILENCES, [raw.time(now), raw.time(now)])
+    ]
+    since = raw.time(now - policy.alerting.group_window)
+    outage = policy.alerting.complete_outage_severity
+    groups: dict[tuple[str, str], _Group] = {}
+    for alert in new:
+        if silences.muting(in_force, alert.labels) is not None:
+            raise NotForThisLane  # a muted alert is noted on the timeline
+        gk = (alert.service or "", alert.group_key)
+        group = groups.get(gk)
+        if group is None:
+            groups[gk] = group = await _open_group(raw, policy, gk, since, now)
+        rank = policy.severity(group.severity).rank
+        if policy.severity(alert.severity).rank < rank:
+            raise NotForThisLane  # the incident's severity rises
+        if alert.component and outage and policy.severity(outage).rank < rank:
+            raise NotForThisLane  # this may complete an outage: the full path checks
+        alert.incident_id = group.incident_id
+        group.added += 1
+    return list(groups.values())
+
+
+async def _open_group(raw: Raw, policy: Policy, gk: tuple[str, str], since: Any, now: datetime) -> _Group:
+    if not raw.sqlite:  # as the full path: one transaction at a time looks at a group's first alerts
+        await raw.rows(
+            "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", [f"alert-group:{gk[0]}:{gk[1]}"]
+        )
+    sql = _GROUPS if raw.sqlite else _GROUPS + " FOR UPDATE OF i"
+    for id_, incident_id, told_at, status, severity in await raw.rows(sql, [gk[0], gk[1], since]):
+        if not is_open(status):
+            continue
+        told = raw.read_time(told_at)
+        if told is None or now - told >= grouping.STORM_NOTE_EVERY:
+            raise NotForThisLane  # the timeline is due a note of this storm
+        return _Group(id_, incident_id, severity)
+    raise NotForThisLane  # no open incident for this group: one opens
+
+
+async def _insert(raw: Raw, alerts: list[NewAlert]) -> None:
+    for i in range(0, len(alerts), CHUNK):
+        part = alerts[i : i + CHUNK]
+        sql = f"INSERT INTO alerts ({', '.join(_COLUMNS)}) VALUES {', '.join([_ROW] * len(part))} RETURNING id, dedup_key"
+        params: list[Any] = []
+        for alert in part:
+            for name in _COLUMNS:
+                value = getattr(alert, name)
+                if name in _TIMES:
+                    value = raw.time(value)
+                elif name in _JSON:
+                    value = raw.json(value)
+                params.append(value)
+        by_key = {a.dedup_key: a for a in part}
+        for id_, key in await raw.rows(sql, params):
+            by_key[key].id = id_

@@ -1,0 +1,159 @@
+"""The storm lane (`alerts/fastlane.py`) writes what the full path writes, and steps aside when it must."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tocsin.alerts import fastlane
+from tocsin.alerts.models import Alert, AlertGroup, Integration
+from tocsin.incidents.models import Incident, TimelineEvent
+from tocsin.runtime import Runtime
+from tocsin.testing import FakeClock, bearer
+
+# (seconds to wait first, [(instance, severity), ...] of one request, whether the storm lane takes it)
+SCENARIO: list[tuple[int, list[tuple[str, str]], bool]] = [
+    (0, [("a", "warning"), ("b", "warning"), ("c", "warning")], False),  # opens the incident
+    (5, [(f"n{i}", "warning") for i in range(10)], True),  # a storm into the open incident
+    (5, [("a", "warning"), ("n1", "warning"), ("n2", "warning"), ("x", "warning"), ("y", "info")], True),
+    (5, [("z", "warning"), ("z", "warning")], True),  # a new alert repeated within its own request
+    (5, [("crit", "critical")], False),  # the incident's severity rises
+    (5, [("after", "warning")], True),
+    (61, [("late", "warning")], False),  # the timeline is due a note of the storm
+    (5, [("q", "warning"), ("crit", "critical")], True),  # re-sends and a new alert
+]
+
+
+def body(clock: FakeClock, alerts: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    now = clock.now()
+    return [
+        {
+            "labels": {
+                "alertname": "InstanceDown",
+                "instance": instance,
+                "severity": severity,
+                "job": "node",
+            },
+            "annotations": {"summary": f"{instance} is down", "description": "no scrape"},
+            "startsAt": (now - timedelta(seconds=30)).isoformat(),
+            "endsAt": (now + timedelta(minutes=4)).isoformat(),
+            "generatorURL": "http://prometheus.local/graph?g0.expr=up",
+        }
+        for instance, severity in alerts
+    ]
+
+
+async def run(client: httpx.AsyncClient, clock: FakeClock, admin: str, service: str | None) -> list[bool]:
+    """The scenario through one new integration; per request, whether the storm lane took it."""
+    extra = {"service": service} if service else {}
+    r = await client.post(
+        "/api/v1/integrations",
+        json={"name": f"prom-{service or 'none'}", "kind": "prometheus", **extra},
+        headers=bearer(admin),
+    )
+    assert r.status_code == 201, r.text
+    key = r.json()["key"]
+    taken: list[bool] = []
+    real = fastlane.apply
+
+    async def spying(*args: Any) -> Any:
+        done = await real(*args)
+        taken.append(done is not None)
+        return done
+
+    fastlane.apply = spying  # type: ignore[assignment]
+    try:
+        for wait, alerts, _ in SCENARIO:
+            clock.advance(timedelta(seconds=wait))
+            r = await client.post("/api/v2/alerts", json=body(clock, alerts), headers=bearer(key))
+            assert r.status_code == 200, r.text
+    finally:
+        fastlane.apply = real  # type: ignore[method-assign]
+    return taken
+
+
+def _since(start: datetime, value: Any) -> Any:
+    return (value - start).total_seconds() if isinstance(value, datetime) else value
+
+
+async def written(rt: Runtime, integration: str, start: datetime) -> dict[str, Any]:
+    """What the scenario wrote for one integration, less what differs by design: ids, names, the service
+    (one run has one, the other not) and the instants (each run has its own start)."""
+    async with rt.db.session() as session:
+        integration_id = await session.scalar(select(Integration.id).where(Integration.name == integration))
+        alerts = list(
+            await session.scalars(
+                select(Alert).where(Alert.integration_id == integration_id).order_by(Alert.id)
+            )
+        )
+        incident_ids = sorted({a.incident_id for a in alerts if a.incident_id})
+        incidents = [await session.get(Incident, i) for i in incident_ids]
+        groups = list(
+            await session.scalars(select(AlertGroup).where(AlertGroup.incident_id.in_(incident_ids)))
+        )
+        events = list(
+            await session.scalars(
+                select(TimelineEvent)
+                .where(TimelineEvent.incident_id.in_(incident_ids))
+                .order_by(TimelineEvent.incident_id, TimelineEvent.seq)
+            )
+        )
+    skip = {"id", "integration_id", "incident_id", "service"}
+    return {
+        "alerts": [
+            {
+                **{
+                    c: _since(start, getattr(a, c))
+                    for c in [col.name for col in Alert.__table__.columns]
+                    if c not in skip
+                },
+                "labels": {k: v for k, v in a.labels.items() if k != "service"},
+                "incident": incident_ids.index(a.incident_id) if a.incident_id else None,
+            }
+            for a in alerts
+        ],
+        "incidents": [(i.severity, i.status, _since(start, i.detected_at)) for i in incidents if i],
+        "groups": [
+            tuple(_since(start, v) for v in (g.alert_count, g.told, g.told_at, g.last_alert_at, g.opened_at))
+            for g in groups
+        ],
+        "events": [
+            (
+                e.kind,
+                _since(start, e.at),
+                {k: v for k, v in e.data.items() if k in ("opened", "total", "grouped", "silenced", "to")},
+            )
+            for e in events
+            if e.kind in ("alert", "severity_change", "declared")
+        ],
+    }
+
+
+async def test_the_storm_lane_writes_what_the_full_path_writes(
+    client: httpx.AsyncClient,
+    rt: Runtime,
+    clock: FakeClock,
+    tokens: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    start = clock.now()
+    taken = await run(client, clock, tokens["admin"], "portal")
+    assert taken == [expected for _, _, expected in SCENARIO]
+    laned = await written(rt, "prom-portal", start)
+
+    # The same again through a new integration (its own group), with the lane closed: all full path.
+    async def closed(*args: Any) -> None:
+        return None
+
+    monkeypatch.setattr(fastlane, "apply", closed)
+    clock.advance(timedelta(minutes=1))
+    start = clock.now()
+    assert not any(await run(client, clock, tokens["admin"], None))
+    full = await written(rt, "prom-none", start)
+    assert len(laned["alerts"]) == 20 and laned["events"]
+    assert laned == full
