@@ -24,7 +24,7 @@ from tocsin.alerts.models import Alert
 from tocsin.alerts.signals import NewAlert, Signal
 from tocsin.core.clock import Clock
 from tocsin.db.base import UTCDateTime
-from tocsin.db.raw import Raw
+from tocsin.db.raw import Raw, Step
 from tocsin.incidents.lifecycle import is_open
 from tocsin.policy.models import Policy
 
@@ -48,6 +48,7 @@ _GROUPS = (
     " ORDER BY g.id DESC LIMIT 5"
 )
 _REPEAT = "UPDATE alerts SET count = count + ?, last_seen_at = ?, ends_at = COALESCE(?, ends_at) WHERE id = ?"
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
 _GROUP_BUMP = "UPDATE alert_groups SET last_alert_at = ?, alert_count = alert_count + ? WHERE id = ?"
 
 
@@ -87,10 +88,12 @@ async def apply(
     now = clock.now()
     keys = list(dict.fromkeys(s.dedup_key for s in signals))
     known: dict[str, tuple[int, int | None]] = {}
+    lookups = []
     for i in range(0, len(keys), CHUNK):
         part = keys[i : i + CHUNK]
-        sql = _OPEN.format(", ".join("?" * len(part)))
-        for id_, key, incident_id in await raw.rows(sql, [integration.id, *part]):
+        lookups.append(Step(_OPEN.format(", ".join("?" * len(part))), [integration.id, *part]))
+    for rows in await raw.run(*lookups):
+        for id_, key, incident_id in rows:
             known[key] = (id_, incident_id)
     repeats: dict[int, _Repeat] = {}
     pending: dict[str, NewAlert] = {}
@@ -115,12 +118,19 @@ async def apply(
         groups = await _attach(raw, policy, list(pending.values()), now) if pending else []
     except NotForThisLane:
         return None
-    if repeats:
-        await raw.execute_many(
-            _REPEAT, [(r.count, raw.time(now), raw.time(r.ends_at), id_) for id_, r in repeats.items()]
+    writes = [
+        Step(
+            _REPEAT, [(r.count, raw.time(now), raw.time(r.ends_at), id_) for id_, r in repeats.items()], True
         )
-    await _insert(raw, list(pending.values()))
-    await raw.execute_many(_GROUP_BUMP, [(raw.time(now), g.added, g.id) for g in groups])
+    ]
+    new = list(pending.values())
+    inserts = [new[i : i + CHUNK] for i in range(0, len(new), CHUNK)]
+    writes.extend(_insert(raw, part) for part in inserts)
+    writes.append(Step(_GROUP_BUMP, [(raw.time(now), g.added, g.id) for g in groups], True))
+    by_key = {a.dedup_key: a for a in new}
+    for rows in await raw.run(*(w for w in writes if not w.many or w.params)):
+        for id_, key in rows:  # only the inserts return rows: (id, dedup key)
+            by_key[key].id = id_
     out: list[tuple[str, str, int, int | None]] = []
     for key, result, fresh, id_, incident_id in order:
         if fresh is not None:
@@ -134,20 +144,22 @@ async def apply(
 
 async def _attach(raw: Raw, policy: Policy, new: list[NewAlert], now: datetime) -> list[_Group]:
     """Each new alert's open group, if every one has one that needs no incident logic; else raise."""
-    in_force = [
-        silences.Active(id_, kind, raw.read_json(matchers))
-        for id_, kind, matchers in await raw.rows(_SILENCES, [raw.time(now), raw.time(now)])
-    ]
+    keys = list(dict.fromkeys((alert.service or "", alert.group_key) for alert in new))
     since = raw.time(now - policy.alerting.group_window)
+    steps = [Step(_SILENCES, [raw.time(now), raw.time(now)])]
+    for service, key in keys:
+        if not raw.sqlite:  # as the full path: one transaction at a time looks at a group's first alerts
+            steps.append(Step(_LOCK, [f"alert-group:{service}:{key}"]))
+        steps.append(Step(_GROUPS if raw.sqlite else _GROUPS + " FOR UPDATE OF i", [service, key, since]))
+    results = await raw.run(*steps)
+    in_force = [silences.Active(id_, kind, raw.read_json(matchers)) for id_, kind, matchers in results[0]]
+    found = results[1:] if raw.sqlite else results[2::2]
+    groups = {gk: _open_group(raw, rows, now) for gk, rows in zip(keys, found, strict=True)}
     outage = policy.alerting.complete_outage_severity
-    groups: dict[tuple[str, str], _Group] = {}
     for alert in new:
         if silences.muting(in_force, alert.labels) is not None:
             raise NotForThisLane  # a muted alert is noted on the timeline
-        gk = (alert.service or "", alert.group_key)
-        group = groups.get(gk)
-        if group is None:
-            groups[gk] = group = await _open_group(raw, policy, gk, since, now)
+        group = groups[(alert.service or "", alert.group_key)]
         rank = policy.severity(group.severity).rank
         if policy.severity(alert.severity).rank < rank:
             raise NotForThisLane  # the incident's severity rises
@@ -158,13 +170,9 @@ async def _attach(raw: Raw, policy: Policy, new: list[NewAlert], now: datetime) 
     return list(groups.values())
 
 
-async def _open_group(raw: Raw, policy: Policy, gk: tuple[str, str], since: Any, now: datetime) -> _Group:
-    if not raw.sqlite:  # as the full path: one transaction at a time looks at a group's first alerts
-        await raw.rows(
-            "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", [f"alert-group:{gk[0]}:{gk[1]}"]
-        )
-    sql = _GROUPS if raw.sqlite else _GROUPS + " FOR UPDATE OF i"
-    for id_, incident_id, told_at, status, severity in await raw.rows(sql, [gk[0], gk[1], since]):
+def _open_group(raw: Raw, rows: list[tuple[Any, ...]], now: datetime) -> _Group:
+    """The newest of a group's rows whose incident is open, if the timeline is not due a note."""
+    for id_, incident_id, told_at, status, severity in rows:
         if not is_open(status):
             continue
         told = raw.read_time(told_at)
@@ -174,19 +182,15 @@ async def _open_group(raw: Raw, policy: Policy, gk: tuple[str, str], since: Any,
     raise NotForThisLane  # no open incident for this group: one opens
 
 
-async def _insert(raw: Raw, alerts: list[NewAlert]) -> None:
-    for i in range(0, len(alerts), CHUNK):
-        part = alerts[i : i + CHUNK]
-        sql = f"INSERT INTO alerts ({', '.join(_COLUMNS)}) VALUES {', '.join([_ROW] * len(part))} RETURNING id, dedup_key"
-        params: list[Any] = []
-        for alert in part:
-            for name in _COLUMNS:
-                value = getattr(alert, name)
-                if name in _TIMES:
-                    value = raw.time(value)
-                elif name in _JSON:
-                    value = raw.json(value)
-                params.append(value)
-        by_key = {a.dedup_key: a for a in part}
-        for id_, key in await raw.rows(sql, params):
-            by_key[key].id = id_
+def _insert(raw: Raw, alerts: list[NewAlert]) -> Step:
+    values = ", ".join([_ROW] * len(alerts))
+    params: list[Any] = []
+    for alert in alerts:
+        for name in _COLUMNS:
+            value = getattr(alert, name)
+            if name in _TIMES:
+                value = raw.time(value)
+            elif name in _JSON:
+                value = raw.json(value)
+            params.append(value)
+    return Step(f"INSERT INTO alerts ({', '.join(_COLUMNS)}) VALUES {values} RETURNING id, dedup_key", params)

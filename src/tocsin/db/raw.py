@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,8 +19,21 @@ from psycopg.types.json import Json
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One statement: `params` one row of values, or many rows when `many` (an executemany)."""
+
+    sql: str
+    params: Sequence[Any] = ()
+    many: bool = False
+
+
 class Raw:
-    """The driver connection under a session (aiosqlite or psycopg), in the session's transaction."""
+    """The driver connection under a session (aiosqlite or psycopg), in the session's transaction.
+
+    On SQLite the statements run on aiosqlite's thread through its `_execute`, the one call its own
+    methods all go through: a whole batch of statements then costs one hop to that thread, not one each.
+    """
 
     def __init__(self, driver: Any, sqlite: bool) -> None:
         self.driver, self.sqlite = driver, sqlite
@@ -33,22 +47,36 @@ class Raw:
     def _sql(self, sql: str) -> str:
         return sql if self.sqlite else sql.replace("?", "%s")
 
-    async def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """The rows of one statement: one call to the driver (SQLite: one hop to its thread)."""
+    async def run(self, *steps: Step) -> list[list[tuple[Any, ...]]]:
+        """The statements in order, in one trip to the database (SQLite: one call on its thread;
+        PostgreSQL: one pipeline); the rows of each (none for an executemany)."""
+        if not steps:
+            return []
         if self.sqlite:
-            return list(await self.driver.execute_fetchall(sql, params))
-        cursor = await self.driver.execute(self._sql(sql), params)
-        return list(await cursor.fetchall()) if cursor.description else []
+            return await self.driver._execute(self._run_sqlite, steps)  # type: ignore[no-any-return]
+        cursors = []
+        async with self.driver.pipeline():
+            for step in steps:
+                cursor = self.driver.cursor()
+                if step.many:
+                    await cursor.executemany(self._sql(step.sql), step.params)
+                else:
+                    await cursor.execute(self._sql(step.sql), step.params)
+                cursors.append(cursor)
+        return [list(await cursor.fetchall()) if cursor.description else [] for cursor in cursors]
 
-    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if not rows:
-            return
-        if self.sqlite:
-            cursor = await self.driver.executemany(sql, rows)
-            await cursor.close()
-            return
-        async with self.driver.cursor() as cursor:
-            await cursor.executemany(self._sql(sql), rows)
+    def _run_sqlite(self, steps: Sequence[Step]) -> list[list[tuple[Any, ...]]]:
+        connection = self.driver._conn  # on aiosqlite's own thread: the one its connection belongs to
+        out: list[list[tuple[Any, ...]]] = []
+        for step in steps:
+            if step.many:
+                connection.executemany(step.sql, step.params).close()
+                out.append([])
+            else:
+                cursor = connection.execute(step.sql, step.params)
+                out.append(cursor.fetchall())
+                cursor.close()
+        return out
 
     def time(self, value: datetime | None) -> Any:
         if value is None:
