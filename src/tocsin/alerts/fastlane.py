@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tocsin.alerts import grouping, silences
 from tocsin.alerts.integrations import IntegrationInfo
 from tocsin.alerts.models import Alert
-from tocsin.alerts.signals import NewAlert, Signal
+from tocsin.alerts.signals import NewAlert, Outcome, Signal
 from tocsin.core.clock import Clock
 from tocsin.db.base import UTCDateTime
 from tocsin.db.raw import Raw, Step
@@ -77,8 +77,8 @@ async def apply(
     integration: IntegrationInfo,
     signals: Sequence[Signal],
     new_alert: Callable[[Policy, IntegrationInfo, Signal, datetime], NewAlert],
-) -> list[tuple[str, str, int, int | None]] | None:
-    """(dedup key, result, alert id, incident id) per signal, written; or None, with nothing written.
+) -> list[Outcome] | None:
+    """What became of each signal, written; or None, with nothing written.
 
     `new_alert(policy, integration, signal, now)` builds a NewAlert exactly as the full path does.
     """
@@ -118,27 +118,23 @@ async def apply(
         groups = await _attach(raw, policy, list(pending.values()), now) if pending else []
     except NotForThisLane:
         return None
-    writes = [
-        Step(
-            _REPEAT, [(r.count, raw.time(now), raw.time(r.ends_at), id_) for id_, r in repeats.items()], True
-        )
-    ]
+    at = raw.time(now)
+    ends = {r.ends_at: raw.time(r.ends_at) for r in repeats.values()}  # re-sends share a few expiries
+    writes = [Step(_REPEAT, [(r.count, at, ends[r.ends_at], id_) for id_, r in repeats.items()], True)]
     new = list(pending.values())
     inserts = [new[i : i + CHUNK] for i in range(0, len(new), CHUNK)]
     writes.extend(_insert(raw, part) for part in inserts)
-    writes.append(Step(_GROUP_BUMP, [(raw.time(now), g.added, g.id) for g in groups], True))
+    writes.append(Step(_GROUP_BUMP, [(at, g.added, g.id) for g in groups], True))
     by_key = {a.dedup_key: a for a in new}
     for rows in await raw.run(*(w for w in writes if not w.many or w.params)):
         for id_, key in rows:  # only the inserts return rows: (id, dedup key)
             by_key[key].id = id_
-    out: list[tuple[str, str, int, int | None]] = []
+    out: list[Outcome] = []
     for key, result, fresh, id_, incident_id in order:
         if fresh is not None:
-            assert fresh.id is not None
-            out.append((key, result, fresh.id, fresh.incident_id))
+            out.append(Outcome(key, result, fresh.id, fresh.incident_id))
         else:
-            assert id_ is not None
-            out.append((key, result, id_, incident_id))
+            out.append(Outcome(key, result, id_, incident_id))
     return out
 
 
@@ -184,12 +180,15 @@ def _open_group(raw: Raw, rows: list[tuple[Any, ...]], now: datetime) -> _Group:
 
 def _insert(raw: Raw, alerts: list[NewAlert]) -> Step:
     values = ", ".join([_ROW] * len(alerts))
+    times: dict[datetime | None, Any] = {}  # a batch shares a few instants: each encoded once
     params: list[Any] = []
     for alert in alerts:
         for name in _COLUMNS:
             value = getattr(alert, name)
             if name in _TIMES:
-                value = raw.time(value)
+                if value not in times:
+                    times[value] = raw.time(value)
+                value = times[value]
             elif name in _JSON:
                 value = raw.json(value)
             params.append(value)

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 
 from tocsin.alerts import service
 from tocsin.alerts.integrations import IntegrationInfo
-from tocsin.alerts.service import Outcome
-from tocsin.alerts.signals import Signal
+from tocsin.alerts.signals import Outcome, Signal
 from tocsin.core.bus import Bus
 from tocsin.core.clock import Clock
 from tocsin.db.engine import Database

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tocsin.alerts import fastlane, grouping, silences
 from tocsin.alerts.integrations import IntegrationInfo
 from tocsin.alerts.models import Alert, AlertGroup
-from tocsin.alerts.signals import NewAlert, Signal
+from tocsin.alerts.signals import NewAlert, Outcome, Signal
 from tocsin.core.clock import Clock
 from tocsin.db.engine import advisory_lock
 from tocsin.incidents import service as incidents
@@ -23,14 +23,6 @@ from tocsin.incidents.timeline import EventKind
 from tocsin.policy.models import Policy
 
 CHUNK = 500  # keys per IN (...) lookup, well under SQLite's variable limit
-
-
-@dataclass(frozen=True)
-class Outcome:
-    dedup_key: str
-    result: str  # opened | repeated | acknowledged | resolved | muted | ignored
-    alert_id: int | None = None
-    incident_id: int | None = None
 
 
 def _labels(alert_labels: dict[str, str], service: str | None, component: str | None) -> dict[str, str]:
@@ -170,7 +162,7 @@ async def ingest(
     if not session.identity_map and not session.new:  # the storm lane writes past the ORM: only first
         done = await fastlane.apply(session, clock, policy, integration, signals, _new_alert)
         if done is not None:
-            return [Outcome(key, result, id_, incident_id) for key, result, id_, incident_id in done]
+            return done
     now = clock.now()
     actor = f"integration:{integration.name}"
     keys = list(dict.fromkeys(s.dedup_key for s in signals))

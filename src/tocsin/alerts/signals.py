@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Action = Literal["trigger", "acknowledge", "resolve"]
 
@@ -25,6 +25,15 @@ class Signal:
     group_key: str | None = None  # a grouping the sender already made (Alertmanager's groupKey)
 
 
+class Outcome(NamedTuple):
+    """What ingesting one signal did (a tuple: thousands are made per batch)."""
+
+    dedup_key: str
+    result: str  # opened | repeated | acknowledged | resolved | muted | ignored
+    alert_id: int | None = None
+    incident_id: int | None = None
+
+
 class FormatError(Exception):
     """A payload that does not follow its protocol; `errors` name each problem."""
 
@@ -34,14 +43,16 @@ class FormatError(Exception):
 
 
 def label_fingerprint(labels: dict[str, str]) -> str:
-    """A stable 16-hex-digit identity of a label set (Alertmanager's fingerprints have the same form)."""
-    h = hashlib.sha256()
+    """A stable 16-hex-digit identity of a label set (Alertmanager's fingerprints have the same form).
+
+    SHA-256 of each name and value, sorted by name, each followed by a 0xff byte.
+    """
+    parts = []
     for name in sorted(labels):
-        h.update(name.encode())
-        h.update(b"\xff")
-        h.update(labels[name].encode())
-        h.update(b"\xff")
-    return h.hexdigest()[:16]
+        parts.append(name.encode())
+        parts.append(labels[name].encode())
+    parts.append(b"")
+    return hashlib.sha256(b"\xff".join(parts)).hexdigest()[:16]
 
 
 @dataclass(slots=True)

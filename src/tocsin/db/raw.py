@@ -3,8 +3,8 @@ per-statement cost (compiling, type processing, the async adaption: about a mill
 on a busy two-core machine) is most of the work.
 
 SQL is written once with `?` placeholders; values go through `time` and `json` so that they are stored
-exactly as SQLAlchemy stores them (SQLite: `YYYY-MM-DD HH:MM:SS.ffffff` UTC text and JSON text;
-PostgreSQL: timestamptz and json), and the ORM reads them back unchanged.
+as SQLAlchemy stores them (SQLite: `YYYY-MM-DD HH:MM:SS.ffffff` UTC text and JSON text; PostgreSQL:
+timestamptz and json), and the ORM reads them back unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from psycopg.types.json import Json
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -92,7 +93,12 @@ class Raw:
         return value.astimezone(UTC)  # type: ignore[no-any-return]
 
     def json(self, value: Any) -> Any:
-        return json.dumps(value) if self.sqlite else Json(value)  # json.dumps: as SQLAlchemy stores it
+        if not self.sqlite:
+            return Json(value)
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError:  # what orjson refuses (integers past 64 bits, keys not strings), json takes
+            return json.dumps(value)
 
     def read_json(self, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str | bytes) else value

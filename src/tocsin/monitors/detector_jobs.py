@@ -20,8 +20,7 @@ import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tocsin.alerts.service import Outcome
-from tocsin.alerts.signals import Signal
+from tocsin.alerts.signals import Outcome, Signal
 from tocsin.core.clock import Clock
 from tocsin.core.durations import format_duration
 from tocsin.monitors import heartbeats

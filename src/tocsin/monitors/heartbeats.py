@@ -16,8 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts import integrations
 from tocsin.alerts import service as alerts
-from tocsin.alerts.service import Outcome
-from tocsin.alerts.signals import Signal
+from tocsin.alerts.signals import Outcome, Signal
 from tocsin.core.clock import Clock
 from tocsin.core.durations import format_duration
 from tocsin.monitors.detector_models import HeartbeatState, locked_rows

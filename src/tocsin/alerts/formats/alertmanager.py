@@ -73,6 +73,19 @@ def parse_webhook(body: Any, now: datetime) -> list[Signal]:
     return signals
 
 
+def _time(value: Any, where: str, errors: list[str], seen: dict[str, datetime | None]) -> datetime | None:
+    """`timestamp`, parsing each distinct text once per request."""
+    if not isinstance(value, str):
+        return timestamp(value, where, errors)
+    if value not in seen:
+        before = len(errors)
+        parsed = timestamp(value, where, errors)
+        if len(errors) > before:
+            return None  # not kept: each alert with this text names its own error
+        seen[value] = parsed
+    return seen[value]
+
+
 def parse_v2_alerts(body: Any, now: datetime) -> list[Signal]:
     """Alertmanager API v2 postable alerts; an alert whose endsAt has passed is resolved."""
     if not isinstance(body, list):
@@ -81,6 +94,7 @@ def parse_v2_alerts(body: Any, now: datetime) -> list[Signal]:
         raise FormatError([f"{len(body)} alerts in one request; at most {MAX_ALERTS}"])
     errors: list[str] = []
     signals: list[Signal] = []
+    times: dict[str, datetime | None] = {}  # Prometheus sends one startsAt and endsAt for many alerts
     for i, alert in enumerate(body):
         where = f"[{i}]"
         if not isinstance(alert, dict):
@@ -91,8 +105,8 @@ def parse_v2_alerts(body: Any, now: datetime) -> list[Signal]:
             errors.append("at least one label pair required")
             continue
         annotations = string_map(alert.get("annotations"), f"{where}.annotations", errors)
-        starts = timestamp(alert.get("startsAt"), f"{where}.startsAt", errors) or now
-        ends = timestamp(alert.get("endsAt"), f"{where}.endsAt", errors)
+        starts = _time(alert.get("startsAt"), f"{where}.startsAt", errors, times) or now
+        ends = _time(alert.get("endsAt"), f"{where}.endsAt", errors, times)
         if ends is not None and ends < starts:
             errors.append(f"{where}: start time must be before end time")
             continue
