@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tocsin.policy.alerting import SeverityRule
 from tocsin.policy.loader import PolicyError, default_policy, load_policy_text
 
 BASE = """\
@@ -46,3 +47,23 @@ def test_a_written_section_naming_an_unknown_severity_is_an_error() -> None:
     (issue,) = caught.value.issues
     assert issue.line == 8 and issue.field == "alerting"
     assert 'alerting.severity_rules.0.severity: "P0" is not one of' in issue.message
+
+
+def test_remembered_severities_follow_the_labels_and_the_integrations_rules() -> None:
+    alerting = default_policy().alerting
+    page_all = (SeverityRule(match={"team": "db"}, severity="P0", reason="the database team pages"),)
+    for _ in range(2):  # the second time from memory
+        assert alerting.severity_for({"severity": "warning", "instance": "a"})[0] == "P2"
+        assert alerting.severity_for({"severity": "warning", "instance": "b"}) == (
+            "P2",
+            alerting.severity_for({"severity": "warning", "instance": "a"})[1],
+        )
+        assert alerting.severity_for({"severity": "critical", "instance": "a"})[0] == "P0"
+        assert alerting.severity_for({"severity": "warning", "team": "db"})[0] == "P2"
+        assert alerting.severity_for({"severity": "warning", "team": "db"}, page_all) == (
+            "P0",
+            "the database team pages",
+        )
+        assert alerting.severity_for({"severity": "warning", "team": "web"}, page_all)[0] == "P2"
+    other = (SeverityRule(match={"team": "db"}, severity="P3"),)
+    assert alerting.severity_for({"severity": "warning", "team": "db"}, other) == ("P3", "team=db")

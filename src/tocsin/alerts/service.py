@@ -49,7 +49,7 @@ def _place(
     if component not in policy.component_names:
         component = None
     service = integration.service
-    if service is None and labels.get("service") in {s.name for s in policy.services}:
+    if service is None and labels.get("service") in policy.service_names:
         service = labels["service"]
     if service is None and component is not None:
         service = policy.service_of(component)

@@ -363,10 +363,14 @@ class Policy(PolicyModel):
         """The service a component belongs to."""
         return next((s.name for s in self.services for c in s.components if c.name == component), None)
 
-    @property
-    def component_names(self) -> set[str]:
+    @functools.cached_property
+    def component_names(self) -> frozenset[str]:
         """The names of every component of every service."""
-        return {component.name for service in self.services for component in service.components}
+        return frozenset(component.name for service in self.services for component in service.components)
+
+    @functools.cached_property
+    def service_names(self) -> frozenset[str]:
+        return frozenset(service.name for service in self.services)
 
     def severity(self, key: str) -> SeverityPolicy:
         """The severity with this key; UnknownSeverity names the allowed keys."""
