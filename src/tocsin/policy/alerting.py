@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, PrivateAttr, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from tocsin.policy.fields import Duration, PolicyModel, Slug, custom_error
 
@@ -48,6 +49,14 @@ class IntegrationSpec(PolicyModel):
     severity_rules: list[SeverityRule] = []
 
 
+class SeverityMemory:
+    """`severity_for`'s answers, by integration rules and the values of the labels the rules look at."""
+
+    def __init__(self) -> None:
+        self.names: dict[int, tuple[tuple[SeverityRule, ...], tuple[str, ...]]] = {}
+        self.answers: dict[tuple[Any, ...], tuple[tuple[SeverityRule, ...], tuple[str, str]]] = {}
+
+
 class AlertingPolicy(PolicyModel):
     """Grouping windows and severity rules for alerts from every source."""
 
@@ -58,11 +67,6 @@ class AlertingPolicy(PolicyModel):
     complete_outage_severity: SeverityKey | None = "P0"
     rate_limit_per_minute: int = Field(default=3_000_000, ge=1)
     reports_threshold: int = Field(default=3, ge=1)
-    # severity_for's memory: the label names each set of integration rules looks at, and answers.
-    _names: dict[int, tuple[tuple[SeverityRule, ...], tuple[str, ...]]] = PrivateAttr(default_factory=dict)
-    _severities: dict[tuple[Any, ...], tuple[tuple[SeverityRule, ...], tuple[str, str]]] = PrivateAttr(
-        default_factory=dict
-    )
     reports_window: Duration = timedelta(minutes=15)
     integrations: list[IntegrationSpec] = []
 
@@ -103,19 +107,24 @@ class AlertingPolicy(PolicyModel):
 
         Remembered by the values of the labels the rules look at: a storm's alerts differ in others.
         """
-        seen = self._names.get(id(extra))
+        memory = self.severity_memory
+        seen = memory.names.get(id(extra))
         if seen is None or seen[0] is not extra:
             names = sorted({name for rule in (*extra, *self.severity_rules) for name in rule.match})
-            seen = self._names[id(extra)] = (extra, tuple(names))
-            if len(self._names) > 1000:
-                self._names.clear()
+            seen = memory.names[id(extra)] = (extra, tuple(names))
+            if len(memory.names) > 1000:
+                memory.names.clear()
         key = (id(extra), *(labels.get(name) for name in seen[1]))
-        hit = self._severities.get(key)
-        if hit is None or hit[0] is not extra:
-            hit = self._severities[key] = (extra, self._severity_for(labels, extra))
-            if len(self._severities) > 10_000:
-                self._severities.clear()
+        hit = memory.answers.get(key)
+        if hit is None or hit[0] is not extra:  # each entry keeps its rules alive: their id is not reused
+            hit = memory.answers[key] = (extra, self._severity_for(labels, extra))
+            if len(memory.answers) > 10_000:
+                memory.answers.clear()
         return hit[1]
+
+    @functools.cached_property
+    def severity_memory(self) -> SeverityMemory:
+        return SeverityMemory()
 
     def _severity_for(self, labels: dict[str, str], extra: tuple[SeverityRule, ...]) -> tuple[str, str]:
         for rule in [*extra, *self.severity_rules]:
