@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tocsin.alerts import fastlane
 from tocsin.alerts.models import Alert, AlertGroup, Integration
@@ -157,3 +157,45 @@ async def test_the_storm_lane_writes_what_the_full_path_writes(
     full = await written(rt, "prom-none", start)
     assert len(laned["alerts"]) == 20 and laned["events"]
     assert laned == full
+
+
+async def test_large_batches_go_through_the_lane_in_chunks(
+    client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, tokens: dict[str, str]
+) -> None:
+    r = await client.post(
+        "/api/v1/integrations",
+        json={"name": "prom-big", "kind": "prometheus", "service": "portal"},
+        headers=bearer(tokens["admin"]),
+    )
+    key = r.json()["key"]
+    opening = await client.post(
+        "/api/v2/alerts", json=body(clock, [("first", "warning")]), headers=bearer(key)
+    )
+    assert opening.status_code == 200
+    many = [(f"host-{i}", "warning") for i in range(1_200)]  # over the lane's 500 rows a statement
+    taken: list[bool] = []
+    real = fastlane.apply
+
+    async def spying(*args: Any) -> Any:
+        done = await real(*args)
+        taken.append(done is not None)
+        return done
+
+    fastlane.apply = spying  # type: ignore[assignment]
+    try:
+        for _ in range(2):  # new, then re-sent
+            clock.advance(timedelta(seconds=5))
+            r = await client.post("/api/v2/alerts", json=body(clock, many), headers=bearer(key))
+            assert r.status_code == 200, r.text
+    finally:
+        fastlane.apply = real  # type: ignore[method-assign]
+    assert taken == [True, True]
+    async with rt.db.session() as session:
+        counts = list(
+            await session.execute(
+                select(Alert.count, func.count()).where(Alert.summary.like("host-%")).group_by(Alert.count)
+            )
+        )
+        group = await session.scalar(select(AlertGroup).order_by(AlertGroup.id.desc()))
+    assert counts == [(2, 1_200)]
+    assert group is not None and group.alert_count == 1_201

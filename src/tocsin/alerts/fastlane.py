@@ -36,10 +36,9 @@ _TIMES = {c.name for c in _table.columns if isinstance(c.type, UTCDateTime)}
 _JSON = {"labels", "annotations", "details", "links"}
 _ROW = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
 
-_OPEN = (
-    "SELECT id, dedup_key, incident_id FROM alerts"
-    " WHERE integration_id = ? AND status != 'resolved' AND dedup_key IN ({})"
-)
+_OPEN = "SELECT id, dedup_key, incident_id FROM alerts WHERE integration_id = ? AND status != 'resolved'"
+_OPEN_IN = _OPEN + " AND dedup_key IN ({})"
+_OPEN_ANY = _OPEN + " AND dedup_key = ANY(?)"
 _SILENCES = "SELECT id, kind, matchers FROM silences WHERE starts_at <= ? AND ends_at > ? ORDER BY id"
 _GROUPS = (
     "SELECT g.id, g.incident_id, g.told_at, i.status, i.severity"
@@ -88,10 +87,11 @@ async def apply(
     now = clock.now()
     keys = list(dict.fromkeys(s.dedup_key for s in signals))
     known: dict[str, tuple[int, int | None]] = {}
-    lookups = []
-    for i in range(0, len(keys), CHUNK):
-        part = keys[i : i + CHUNK]
-        lookups.append(Step(_OPEN.format(", ".join("?" * len(part))), [integration.id, *part]))
+    if raw.sqlite:
+        parts = [keys[i : i + CHUNK] for i in range(0, len(keys), CHUNK)]
+        lookups = [Step(_OPEN_IN.format(", ".join("?" * len(p))), [integration.id, *p]) for p in parts]
+    else:  # one array parameter: PostgreSQL plans it several times faster than a long IN list
+        lookups = [Step(_OPEN_ANY, [integration.id, keys])]
     for rows in await raw.run(*lookups):
         for id_, key, incident_id in rows:
             known[key] = (id_, incident_id)
