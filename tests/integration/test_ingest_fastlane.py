@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,23 +59,30 @@ async def run(client: httpx.AsyncClient, clock: FakeClock, admin: str, service: 
     )
     assert r.status_code == 201, r.text
     key = r.json()["key"]
-    taken: list[bool] = []
-    real = fastlane.apply
-
-    async def spying(*args: Any) -> Any:
-        done = await real(*args)
-        taken.append(done is not None)
-        return done
-
-    fastlane.apply = spying  # type: ignore[assignment]
-    try:
+    with lane_watched() as taken:
         for wait, alerts, _ in SCENARIO:
             clock.advance(timedelta(seconds=wait))
             r = await client.post("/api/v2/alerts", json=body(clock, alerts), headers=bearer(key))
             assert r.status_code == 200, r.text
+    return taken
+
+
+@contextlib.contextmanager
+def lane_watched() -> Iterator[list[bool]]:
+    """Whether the storm lane took each batch, in order, while in the block."""
+    taken: list[bool] = []
+    real = fastlane.apply
+
+    async def watching(*args: Any) -> Any:
+        done = await real(*args)
+        taken.append(done is not None)
+        return done
+
+    fastlane.apply = watching  # type: ignore[assignment]
+    try:
+        yield taken
     finally:
         fastlane.apply = real  # type: ignore[method-assign]
-    return taken
 
 
 def _since(start: datetime, value: Any) -> Any:
@@ -173,22 +181,11 @@ async def test_large_batches_go_through_the_lane_in_chunks(
     )
     assert opening.status_code == 200
     many = [(f"host-{i}", "warning") for i in range(1_200)]  # over the lane's 500 rows a statement
-    taken: list[bool] = []
-    real = fastlane.apply
-
-    async def spying(*args: Any) -> Any:
-        done = await real(*args)
-        taken.append(done is not None)
-        return done
-
-    fastlane.apply = spying  # type: ignore[assignment]
-    try:
+    with lane_watched() as taken:
         for _ in range(2):  # new, then re-sent
             clock.advance(timedelta(seconds=5))
             r = await client.post("/api/v2/alerts", json=body(clock, many), headers=bearer(key))
             assert r.status_code == 200, r.text
-    finally:
-        fastlane.apply = real  # type: ignore[method-assign]
     assert taken == [True, True]
     async with rt.db.session() as session:
         counts = list(
