@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import JSON, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts import grouping, silences
@@ -33,7 +33,7 @@ CHUNK = 500  # keys per lookup, rows per insert: within both databases' paramete
 _table: Table = Alert.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
 _COLUMNS = [c.name for c in _table.columns if c.name != "id"]
 _TIMES = {c.name for c in _table.columns if isinstance(c.type, UTCDateTime)}
-_JSON = {"labels", "annotations", "details", "links"}
+_JSON = {c.name for c in _table.columns if isinstance(c.type, JSON)}
 _ROW = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
 
 _OPEN = "SELECT id, dedup_key, incident_id FROM alerts WHERE integration_id = ? AND status != 'resolved'"
