@@ -121,14 +121,17 @@ async def apply(
     at = raw.time(now)
     ends = {r.ends_at: raw.time(r.ends_at) for r in repeats.values()}  # re-sends share a few expiries
     writes = [Step(_REPEAT, [(r.count, at, ends[r.ends_at], id_) for id_, r in repeats.items()], True)]
-    new = list(pending.values())
-    inserts = [new[i : i + CHUNK] for i in range(0, len(new), CHUNK)]
-    writes.extend(_insert(raw, part) for part in inserts)
     writes.append(Step(_GROUP_BUMP, [(at, g.added, g.id) for g in groups], True))
+    new = list(pending.values())
+    if raw.sqlite:  # in the same call on the database thread: multi-row INSERTs returning the ids
+        writes.extend(_insert(raw, new[i : i + CHUNK]) for i in range(0, len(new), CHUNK))
     by_key = {a.dedup_key: a for a in new}
     for rows in await raw.run(*(w for w in writes if not w.many or w.params)):
         for id_, key in rows:  # only the inserts return rows: (id, dedup key)
             by_key[key].id = id_
+    if new and not raw.sqlite:
+        for alert, id_ in zip(new, await raw.copy_in("alerts", _COLUMNS, _encoded(raw, new)), strict=True):
+            alert.id = id_
     out: list[Outcome] = []
     for key, result, fresh, id_, incident_id in order:
         if fresh is not None:
@@ -178,11 +181,12 @@ def _open_group(raw: Raw, rows: list[tuple[Any, ...]], now: datetime) -> _Group:
     raise NotForThisLane  # no open incident for this group: one opens
 
 
-def _insert(raw: Raw, alerts: list[NewAlert]) -> Step:
-    values = ", ".join([_ROW] * len(alerts))
+def _encoded(raw: Raw, alerts: list[NewAlert]) -> list[list[Any]]:
+    """The new alerts' values, in `_COLUMNS` order, as the database stores them."""
     times: dict[datetime | None, Any] = {}  # a batch shares a few instants: each encoded once
-    params: list[Any] = []
+    rows = []
     for alert in alerts:
+        row = []
         for name in _COLUMNS:
             value = getattr(alert, name)
             if name in _TIMES:
@@ -191,5 +195,12 @@ def _insert(raw: Raw, alerts: list[NewAlert]) -> Step:
                 value = times[value]
             elif name in _JSON:
                 value = raw.json(value)
-            params.append(value)
+            row.append(value)
+        rows.append(row)
+    return rows
+
+
+def _insert(raw: Raw, alerts: list[NewAlert]) -> Step:
+    values = ", ".join([_ROW] * len(alerts))
+    params = [value for row in _encoded(raw, alerts) for value in row]
     return Step(f"INSERT INTO alerts ({', '.join(_COLUMNS)}) VALUES {values} RETURNING id, dedup_key", params)

@@ -66,6 +66,19 @@ class Raw:
                 cursors.append(cursor)
         return [list(await cursor.fetchall()) if cursor.description else [] for cursor in cursors]
 
+    async def copy_in(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
+        """PostgreSQL: new rows by COPY, several times faster than a multi-row INSERT; their new ids, in
+        row order (drawn from the table's sequence first, as the column's default would)."""
+        cursor = await self.driver.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(rows)]
+        )
+        ids = [row[0] for row in await cursor.fetchall()]
+        sql = f"COPY {table} (id, {', '.join(columns)}) FROM STDIN"
+        async with self.driver.cursor() as copying, copying.copy(sql) as copy:
+            for id_, row in zip(ids, rows, strict=True):
+                await copy.write_row((id_, *row))
+        return ids
+
     def _run_sqlite(self, steps: Sequence[Step]) -> list[list[tuple[Any, ...]]]:
         connection = self.driver._conn  # on aiosqlite's own thread: the one its connection belongs to
         out: list[list[tuple[Any, ...]]] = []
