@@ -29,6 +29,7 @@ from tocsin.incidents.lifecycle import is_open
 from tocsin.policy.models import Policy
 
 CHUNK = 500  # keys per lookup, rows per insert: within both databases' parameter limits
+COPY_FROM = 64  # PostgreSQL takes more new rows than this by COPY: two more trips, far less per row
 
 _table: Table = Alert.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
 _COLUMNS = [c.name for c in _table.columns if c.name != "id"]
@@ -123,13 +124,14 @@ async def apply(
     writes = [Step(_REPEAT, [(r.count, at, ends[r.ends_at], id_) for id_, r in repeats.items()], True)]
     writes.append(Step(_GROUP_BUMP, [(at, g.added, g.id) for g in groups], True))
     new = list(pending.values())
-    if raw.sqlite:  # in the same call on the database thread: multi-row INSERTs returning the ids
+    copy = not raw.sqlite and len(new) > COPY_FROM
+    if not copy:  # in the same trip as the other writes: multi-row INSERTs returning the ids
         writes.extend(_insert(raw, new[i : i + CHUNK]) for i in range(0, len(new), CHUNK))
     by_key = {a.dedup_key: a for a in new}
     for rows in await raw.run(*(w for w in writes if not w.many or w.params)):
         for id_, key in rows:  # only the inserts return rows: (id, dedup key)
             by_key[key].id = id_
-    if new and not raw.sqlite:
+    if copy:
         for alert, id_ in zip(new, await raw.copy_in("alerts", _COLUMNS, _encoded(raw, new)), strict=True):
             alert.id = id_
     out: list[Outcome] = []
