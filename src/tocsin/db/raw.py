@@ -54,7 +54,10 @@ class Raw:
         if not steps:
             return []
         if self.sqlite:
-            return await self.driver._execute(self._run_sqlite, steps)  # type: ignore[no-any-return]
+            on_its_thread = getattr(self.driver, "_execute", None)
+            if on_its_thread is not None:
+                return await on_its_thread(self._run_sqlite, steps)  # type: ignore[no-any-return]
+            return [await self._step_sqlite(step) for step in steps]  # an aiosqlite without it: a hop each
         cursors = []
         async with self.driver.pipeline():
             for step in steps:
@@ -78,6 +81,12 @@ class Raw:
             for id_, row in zip(ids, rows, strict=True):
                 await copy.write_row((id_, *row))
         return ids
+
+    async def _step_sqlite(self, step: Step) -> list[tuple[Any, ...]]:
+        if step.many:
+            await (await self.driver.executemany(step.sql, step.params)).close()
+            return []
+        return list(await self.driver.execute_fetchall(step.sql, step.params))
 
     def _run_sqlite(self, steps: Sequence[Step]) -> list[list[tuple[Any, ...]]]:
         connection = self.driver._conn  # on aiosqlite's own thread: the one its connection belongs to
