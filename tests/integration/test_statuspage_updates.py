@@ -204,3 +204,33 @@ async def test_once_rendered_no_request_waits_on_the_database(
     await asyncio.sleep(0.01)
     assert checks == 2  # the failed check is tried again
     await app_cache.close()
+
+
+async def test_after_a_change_the_waiting_requests_share_one_read(
+    client: httpx.AsyncClient, rt: Runtime, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This process changed the page: every request waits for the new render, all on one read, and all
+    wake when it ends (they once took a lock in turn, one per pass of the event loop)."""
+    app_cache = client._transport.app.state.status_cache  # type: ignore[attr-defined]
+    assert (await client.get("/status/api/v2/summary.json")).status_code == 200
+    real, reads, released, read = app_cache._refresh, 0, asyncio.Event(), asyncio.Event()
+
+    async def slow_read(now: float) -> None:
+        nonlocal reads
+        reads += 1
+        await released.wait()
+        await real(now)
+        read.set()
+
+    monkeypatch.setattr(app_cache, "_refresh", slow_read)
+    app_cache.invalidate()
+    waiting = [asyncio.create_task(client.get("/status/api/v2/status.json")) for _ in range(50)]
+    await asyncio.sleep(0.05)
+    assert reads == 1 and not any(task.done() for task in waiting)
+    released.set()
+    await asyncio.wait_for(read.wait(), timeout=10)
+    for _ in range(25):  # a few passes of the loop answer all 50, not one pass each
+        await asyncio.sleep(0)
+    assert all(task.done() for task in waiting)
+    assert {task.result().status_code for task in waiting} == {200} and reads == 1
+    await app_cache.close()
