@@ -76,7 +76,9 @@ async def seed(database_url: str) -> str:
     """A responder's API token, and a week of history: an incident five days ago, resolved in two hours."""
     db = Database(database_url)
     policy = default_policy()
-    clock = FakeClock(datetime.now(UTC) - timedelta(days=10))
+    # From local noon, so the two-hour incident five days later never spans the page's midnight.
+    started = (datetime.now(UTC) - timedelta(days=10)).astimezone(policy.tz)
+    clock = FakeClock(started.replace(hour=12, minute=0, second=0, microsecond=0).astimezone(UTC))
     links = Links("http://127.0.0.1", b"seed")
     try:
         async with db.transaction() as session:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tocsin.alerts import grouping, silences
 from tocsin.alerts.integrations import IntegrationInfo
 from tocsin.alerts.models import Alert
-from tocsin.alerts.signals import NewAlert, Outcome, Signal
+from tocsin.alerts.signals import NewAlert, Outcome, Repeat, Signal
 from tocsin.core.clock import Clock
 from tocsin.db.base import UTCDateTime
 from tocsin.db.raw import Raw, Step
@@ -60,12 +60,6 @@ class _Group:
     added: int = 0
 
 
-@dataclass(slots=True)
-class _Repeat:
-    count: int = 0
-    ends_at: datetime | None = None
-
-
 class NotForThisLane(Exception):
     """The batch needs the full path."""
 
@@ -96,7 +90,7 @@ async def apply(
     for rows in await raw.run(*lookups):
         for id_, key, incident_id in rows:
             known[key] = (id_, incident_id)
-    repeats: dict[int, _Repeat] = {}
+    repeats: dict[int, Repeat] = {}
     pending: dict[str, NewAlert] = {}
     order: list[tuple[str, str, NewAlert | None, int | None, int | None]] = []
     for signal in signals:
@@ -108,9 +102,7 @@ async def apply(
             order.append((key, "repeated", fresh, None, None))
         elif key in known:
             id_, incident_id = known[key]
-            repeat = repeats.setdefault(id_, _Repeat())
-            repeat.count += 1
-            repeat.ends_at = signal.ends_at or repeat.ends_at
+            repeats.setdefault(id_, Repeat()).seen(signal.ends_at)
             order.append((key, "repeated", None, id_, incident_id))
         else:
             pending[key] = fresh = new_alert(policy, integration, signal, now)

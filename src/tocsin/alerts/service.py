@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tocsin.alerts import fastlane, grouping, silences
 from tocsin.alerts.integrations import IntegrationInfo
 from tocsin.alerts.models import Alert, AlertGroup
-from tocsin.alerts.signals import NewAlert, Outcome, Signal
+from tocsin.alerts.signals import NewAlert, Outcome, Repeat, Signal
 from tocsin.core.clock import Clock
 from tocsin.db.engine import advisory_lock
 from tocsin.incidents import service as incidents
@@ -21,8 +21,6 @@ from tocsin.incidents.lifecycle import Status, is_open
 from tocsin.incidents.models import Incident
 from tocsin.incidents.timeline import EventKind
 from tocsin.policy.models import Policy
-
-CHUNK = 500  # keys per IN (...) lookup, well under SQLite's variable limit
 
 
 def _labels(alert_labels: dict[str, str], service: str | None, component: str | None) -> dict[str, str]:
@@ -74,12 +72,6 @@ class Known:
     summary: str
 
 
-@dataclass(slots=True)
-class _Repeat:
-    count: int = 0
-    ends_at: datetime | None = None
-
-
 _table: Table = Alert.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
 # The open alerts among some dedup keys of one integration: Core, not ORM, on every ingest batch.
 _OPEN = select(
@@ -93,8 +85,10 @@ _OPEN = select(
 
 async def _open_alerts(session: AsyncSession, integration_id: int, keys: Sequence[str]) -> dict[str, Known]:
     found: dict[str, Known] = {}
-    for i in range(0, len(keys), CHUNK):
-        rows = await session.execute(_OPEN, {"integration": integration_id, "keys": keys[i : i + CHUNK]})
+    for i in range(0, len(keys), fastlane.CHUNK):
+        rows = await session.execute(
+            _OPEN, {"integration": integration_id, "keys": keys[i : i + fastlane.CHUNK]}
+        )
         for id_, key, status, incident_id, summary in rows:
             found[key] = Known(id_, status, incident_id, summary)
     return found
@@ -171,7 +165,7 @@ async def ingest(
     outcomes: list[Outcome] = []
     opened: list[tuple[int, NewAlert]] = []
     pending: dict[str, NewAlert] = {}  # opened in this batch, by dedup key
-    repeats: dict[int, _Repeat] = {}
+    repeats: dict[int, Repeat] = {}
     acked: list[Known] = []
     resolved: list[Known] = []
     for signal in signals:
@@ -186,9 +180,7 @@ async def ingest(
                 continue
             old = known.get(key)
             if old is not None:
-                repeat = repeats.setdefault(old.id, _Repeat())
-                repeat.count += 1
-                repeat.ends_at = signal.ends_at or repeat.ends_at
+                repeats.setdefault(old.id, Repeat()).seen(signal.ends_at)
                 outcomes.append(Outcome(key, "repeated", old.id, old.incident_id))
                 continue
             alert = _new_alert(policy, integration, signal, now)

@@ -34,6 +34,18 @@ class Outcome(NamedTuple):
     incident_id: int | None = None
 
 
+@dataclass(slots=True)
+class Repeat:
+    """The re-sends of one open alert in a batch: how many, and the latest expiry they gave."""
+
+    count: int = 0
+    ends_at: datetime | None = None
+
+    def seen(self, ends_at: datetime | None) -> None:
+        self.count += 1
+        self.ends_at = ends_at or self.ends_at
+
+
 class FormatError(Exception):
     """A payload that does not follow its protocol; `errors` name each problem."""
 
