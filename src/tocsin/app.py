@@ -42,6 +42,7 @@ from tocsin.reports import smtp as report_smtp
 from tocsin.runtime import Runtime
 from tocsin.statuspage import setup as statuspage
 from tocsin.web import pages
+from tocsin.web.direct import Table
 
 
 def build_runtime(
@@ -114,7 +115,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     detector_jobs.register(rt)
     http_errors.install(app)
     statuspage.install(app, rt)
-    fast_routes = [*ingest.routes, *detector_api.routes, *statuspage.routes]
+    app.state.direct = direct = Table([*ingest.routes, *detector_api.routes], rt, rt.settings.max_body_bytes)
+    fast_routes = [*direct.starlette_routes(), *statuspage.routes]
     app.router.routes.extend(fast_routes)  # also reachable through the stack, e.g. for OpenAPI tooling
     for router in (
         health_api.router,

@@ -24,7 +24,7 @@ from tocsin.alerts.models import Alert
 from tocsin.alerts.signals import NewAlert, Outcome, Repeat, Signal
 from tocsin.core.clock import Clock
 from tocsin.db.base import UTCDateTime
-from tocsin.db.raw import Raw, Step
+from tocsin.db.raw import Copy, Plan, Raw, Step
 from tocsin.incidents.lifecycle import is_open
 from tocsin.policy.models import Policy
 
@@ -75,11 +75,26 @@ async def apply(
     """What became of each signal, written; or None, with nothing written.
 
     `new_alert(policy, integration, signal, now)` builds a NewAlert exactly as the full path does.
+    The work is a plan (`_plan`) that `Raw.drive` runs: on SQLite the whole of it, reads, decisions
+    and writes, in one hop to aiosqlite's thread; on PostgreSQL a pipeline per step.
     """
     if any(s.action != "trigger" for s in signals):
         return None
     raw = await Raw.of(session)
-    now = clock.now()
+    try:
+        return await raw.drive(_plan(raw, policy, integration, signals, new_alert, clock.now()))
+    except NotForThisLane:
+        return None
+
+
+def _plan(
+    raw: Raw,
+    policy: Policy,
+    integration: IntegrationInfo,
+    signals: Sequence[Signal],
+    new_alert: Callable[[Policy, IntegrationInfo, Signal, datetime], NewAlert],
+    now: datetime,
+) -> Plan[list[Outcome]]:
     keys = list(dict.fromkeys(s.dedup_key for s in signals))
     known: dict[str, tuple[int, int | None]] = {}
     if raw.sqlite:
@@ -87,7 +102,7 @@ async def apply(
         lookups = [Step(_OPEN_IN.format(", ".join("?" * len(p))), [integration.id, *p]) for p in parts]
     else:  # one array parameter: PostgreSQL plans it several times faster than a long IN list
         lookups = [Step(_OPEN_ANY, [integration.id, keys])]
-    for rows in await raw.run(*lookups):
+    for rows in (yield lookups):
         for id_, key, incident_id in rows:
             known[key] = (id_, incident_id)
     repeats: dict[int, Repeat] = {}
@@ -107,24 +122,25 @@ async def apply(
         else:
             pending[key] = fresh = new_alert(policy, integration, signal, now)
             order.append((key, "opened", fresh, None, None))
-    try:
-        groups = await _attach(raw, policy, list(pending.values()), now) if pending else []
-    except NotForThisLane:
-        return None
+    new = list(pending.values())
+    groups: list[_Group] = []
+    if new:
+        wanted = list(dict.fromkeys((alert.service or "", alert.group_key) for alert in new))
+        groups = _attach(raw, policy, new, wanted, (yield _attach_steps(raw, policy, wanted, now)), now)
     at = raw.time(now)
     ends = {r.ends_at: raw.time(r.ends_at) for r in repeats.values()}  # re-sends share a few expiries
     writes = [Step(_REPEAT, [(r.count, at, ends[r.ends_at], id_) for id_, r in repeats.items()], True)]
     writes.append(Step(_GROUP_BUMP, [(at, g.added, g.id) for g in groups], True))
-    new = list(pending.values())
     copy = not raw.sqlite and len(new) > COPY_FROM
     if not copy:  # in the same trip as the other writes: multi-row INSERTs returning the ids
         writes.extend(_insert(raw, new[i : i + CHUNK]) for i in range(0, len(new), CHUNK))
     by_key = {a.dedup_key: a for a in new}
-    for rows in await raw.run(*(w for w in writes if not w.many or w.params)):
+    for rows in (yield [w for w in writes if not w.many or w.params]):
         for id_, key in rows:  # only the inserts return rows: (id, dedup key)
             by_key[key].id = id_
     if copy:
-        for alert, id_ in zip(new, await raw.copy_in("alerts", _COLUMNS, _encoded(raw, new)), strict=True):
+        (ids,) = yield [Copy("alerts", _COLUMNS, _encoded(raw, new))]
+        for alert, (id_,) in zip(new, ids, strict=True):
             alert.id = id_
     out: list[Outcome] = []
     for key, result, fresh, id_, incident_id in order:
@@ -135,19 +151,29 @@ async def apply(
     return out
 
 
-async def _attach(raw: Raw, policy: Policy, new: list[NewAlert], now: datetime) -> list[_Group]:
-    """Each new alert's open group, if every one has one that needs no incident logic; else raise."""
-    keys = list(dict.fromkeys((alert.service or "", alert.group_key) for alert in new))
+def _attach_steps(raw: Raw, policy: Policy, wanted: list[tuple[str, str]], now: datetime) -> list[Step]:
+    """The silences in force, and the open groups of these (service, group key) pairs."""
     since = raw.time(now - policy.alerting.group_window)
     steps = [Step(_SILENCES, [raw.time(now), raw.time(now)])]
-    for service, key in keys:
+    for service, key in wanted:
         if not raw.sqlite:  # as the full path: one transaction at a time looks at a group's first alerts
             steps.append(Step(_LOCK, [f"alert-group:{service}:{key}"]))
         steps.append(Step(_GROUPS if raw.sqlite else _GROUPS + " FOR UPDATE OF i", [service, key, since]))
-    results = await raw.run(*steps)
+    return steps
+
+
+def _attach(
+    raw: Raw,
+    policy: Policy,
+    new: list[NewAlert],
+    wanted: list[tuple[str, str]],
+    results: list[list[tuple[Any, ...]]],
+    now: datetime,
+) -> list[_Group]:
+    """Each new alert's open group, if every one has one that needs no incident logic; else raise."""
     in_force = [silences.Active(id_, kind, raw.read_json(matchers)) for id_, kind, matchers in results[0]]
     found = results[1:] if raw.sqlite else results[2::2]
-    groups = {gk: _open_group(raw, rows, now) for gk, rows in zip(keys, found, strict=True)}
+    groups = {gk: _open_group(raw, rows, now) for gk, rows in zip(wanted, found, strict=True)}
     outage = policy.alerting.complete_outage_severity
     for alert in new:
         if silences.muting(in_force, alert.labels) is not None:

@@ -153,7 +153,7 @@ def serve(
     from tocsin.app import create_app
     from tocsin.reports.smtp import parse_listen
     from tocsin.statuspage.public import answers
-    from tocsin.web.ready import ReadyProtocol
+    from tocsin.web.protocol import DirectProtocol
 
     settings = load_settings()
     if host:
@@ -201,9 +201,11 @@ def serve(
     # request in flight for about 0.1 s under load.
     gc.collect()
     gc.freeze()
-    # The public page's rendered GETs are answered by the protocol itself (tocsin.web.ready). The event loop
-    # is asyncio's own: under load, uvloop accepted new connections one at a time, some a second late.
-    protocol = ReadyProtocol.serving(answers(app.state.status_cache, app.state.runtime.metrics))
+    # The public page's rendered GETs and the alert ingest routes are answered by the protocol itself
+    # (tocsin.web.protocol). The event loop is asyncio's own: under load, uvloop accepted new connections
+    # one at a time, some a second late.
+    metrics = app.state.runtime.metrics
+    protocol = DirectProtocol.serving(answers(app.state.status_cache, metrics), app.state.direct, metrics)
     uvicorn.run(
         app,
         host=settings.host,

@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import PoolResetState
 
 
 def normalize_url(url: str) -> str:
@@ -34,16 +36,35 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _in_transaction(driver: Any) -> bool:
+    """Whether an aiosqlite or psycopg connection has a transaction open (read without a trip)."""
+    if isinstance(driver, psycopg.AsyncConnection):
+        return driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+    return bool(driver.in_transaction)
+
+
+def _reset(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+    """A connection back in the pool is rolled back only if a transaction is still open: after a commit
+    there is none, and the default unconditional rollback costs a trip to the database (on SQLite, a hop
+    to aiosqlite's thread) at the end of every transaction."""
+    if state.asyncio_safe and _in_transaction(dbapi_connection.driver_connection):
+        dbapi_connection.rollback()
+
+
 def create_engine(url: str) -> AsyncEngine:
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, pool_reset_on_return=None)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    else:
+        engine = create_async_engine(
+            url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_reset_on_return=None
+        )
+    event.listen(engine.sync_engine, "reset", _reset)
+    return engine
 
 
 class Database:

@@ -10,10 +10,10 @@ timestamptz and json), and the ORM reads them back unchanged.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from psycopg.types.json import Json
@@ -27,6 +27,22 @@ class Step:
     sql: str
     params: Sequence[Any] = ()
     many: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """New rows by PostgreSQL's COPY; the step's rows are their new ids, `(id,)` each, in row order."""
+
+    table: str
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+
+
+T = TypeVar("T")
+Rows = list[list[tuple[Any, ...]]]
+# A unit of database work as a generator: it yields the statements of each trip, is sent their rows, and
+# returns its result. Written once, it runs in one hop on SQLite and as a pipeline a trip on PostgreSQL.
+Plan = Generator[list[Step] | list[Copy], Rows, T]
 
 
 class Raw:
@@ -68,6 +84,33 @@ class Raw:
                     await cursor.execute(self._sql(step.sql), step.params)
                 cursors.append(cursor)
         return [list(await cursor.fetchall()) if cursor.description else [] for cursor in cursors]
+
+    async def drive(self, plan: Plan[T]) -> T:
+        """Run a plan to its end: on SQLite all of it, the Python between its trips included, in one call
+        on aiosqlite's thread (no hop back to the event loop between reads and writes); elsewhere one
+        `run` (or `copy_in`) a trip."""
+        if self.sqlite and getattr(self.driver, "_execute", None) is not None:
+            return await self.driver._execute(self._drive_sqlite, plan)  # type: ignore[no-any-return]
+        try:
+            steps = next(plan)
+            while True:
+                steps = plan.send(await self._trip(steps))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def _trip(self, steps: list[Step] | list[Copy]) -> Rows:
+        copies = [s for s in steps if isinstance(s, Copy)]
+        if copies:
+            return [[(id_,) for id_ in await self.copy_in(c.table, c.columns, c.rows)] for c in copies]
+        return await self.run(*(s for s in steps if isinstance(s, Step)))
+
+    def _drive_sqlite(self, plan: Plan[T]) -> T:
+        try:
+            steps = next(plan)
+            while True:
+                steps = plan.send(self._run_sqlite([s for s in steps if isinstance(s, Step)]))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     async def copy_in(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
         """PostgreSQL: new rows by COPY, several times faster than a multi-row INSERT; their new ids, in

@@ -1,5 +1,5 @@
-"""Heartbeat pings and the Sentry webhook (plain Starlette routes, like the other ingest endpoints),
-and read-only JSON views of the heartbeats and error-rate detectors."""
+"""Heartbeat pings and the Sentry webhook (direct routes, like the other ingest endpoints), and
+read-only JSON views of the heartbeats and error-rate detectors."""
 
 from __future__ import annotations
 
@@ -8,21 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from tocsin.alerts.formats import sentry
-from tocsin.alerts.ingest import (
-    Rejected,
-    admit,
-    bearer_or_query_key,
-    json_response,
-    read_json_and_body,
-    runtime_of,
-    tocsin_error,
-)
-from tocsin.alerts.signals import FormatError
+from tocsin.alerts.ingest import Rejected, admit, bearer_or_query_key, direct, read_json, tocsin_error
 from tocsin.auth.deps import require
 from tocsin.auth.roles import Role
 from tocsin.auth.service import Principal
@@ -30,24 +18,22 @@ from tocsin.core.durations import format_duration
 from tocsin.core.http_errors import API_ERRORS
 from tocsin.monitors import detector_jobs, heartbeats
 from tocsin.runtime import Runtime, runtime
+from tocsin.web.direct import Answer, Call
 
 
-async def heartbeat_ping(request: Request) -> Response:
+async def heartbeat_ping(call: Call) -> Answer:
     """`POST` (or `GET`, for `curl` in a crontab) `/api/v1/heartbeats/{name}` with any integration key."""
-    rt = runtime_of(request)
-    try:
-        await admit(rt, bearer_or_query_key(request), 1)
-    except Rejected as exc:
-        return tocsin_error(exc)
-    name = request.path_params["name"]
+    rt: Runtime = call.state
+    await admit(rt, bearer_or_query_key(call), 1)
+    name = call.params["name"]
     spec = heartbeats.spec_of(rt.policy, name)
     if spec is None:
         message = f"no heartbeat {name[:64]!r} in the policy"
-        return json_response(404, {"error": {"code": "not_found", "message": message, "field": "name"}})
+        return Answer.json(404, {"error": {"code": "not_found", "message": message, "field": "name"}})
     async with rt.db.transaction() as session:
         pinged = await heartbeats.ping(session, rt.clock, rt.policy, spec)
     detector_jobs.publish(rt, pinged.outcomes)
-    return json_response(
+    return Answer.json(
         200,
         {
             "status": "ok",
@@ -59,24 +45,19 @@ async def heartbeat_ping(request: Request) -> Response:
     )
 
 
-async def sentry_webhook(request: Request) -> Response:
+async def sentry_webhook(call: Call) -> Answer:
     """Count each Sentry error event towards the webhook error-rate detectors of its project."""
-    rt = runtime_of(request)
-    try:
-        await admit(rt, bearer_or_query_key(request), 1)
-        payload, raw = await read_json_and_body(request)
-        secret = rt.settings.sentry_client_secret
-        if secret and not sentry.signed(secret, raw, request.headers.get("sentry-hook-signature", "")):
-            raise Rejected(
-                401,
-                ["Sentry-Hook-Signature is missing or does not sign this body with the client secret"],
-                "sentry-hook-signature",
-            )
-        events = sentry.parse(payload, request.headers.get("sentry-hook-resource"))
-    except Rejected as exc:
-        return tocsin_error(exc)
-    except FormatError as exc:
-        return tocsin_error(Rejected(400, exc.errors))
+    rt: Runtime = call.state
+    await admit(rt, bearer_or_query_key(call), 1)
+    payload = read_json(call)
+    secret = rt.settings.sentry_client_secret
+    if secret and not sentry.signed(secret, call.body, call.header("sentry-hook-signature")):
+        raise Rejected(
+            401,
+            ["Sentry-Hook-Signature is missing or does not sign this body with the client secret"],
+            "sentry-hook-signature",
+        )
+    events = sentry.parse(payload, call.header("sentry-hook-resource") or None)
     counts: dict[str, int] = {}
     for spec in rt.policy.error_rates:
         if spec.source == "webhook":
@@ -87,12 +68,12 @@ async def sentry_webhook(request: Request) -> Response:
         async with rt.db.transaction() as session:
             outcomes = await detector_jobs.record_events(session, rt.clock, rt.policy, counts)
         detector_jobs.publish(rt, outcomes)
-    return json_response(200, {"status": "ok", "events": len(events), "counted": sorted(counts)})
+    return Answer.json(200, {"status": "ok", "events": len(events), "counted": sorted(counts)})
 
 
 routes = [
-    Route("/api/v1/heartbeats/{name}", heartbeat_ping, methods=["GET", "POST"]),
-    Route("/api/v1/integrations/sentry", sentry_webhook, methods=["POST"]),
+    direct("/api/v1/heartbeats/{name}", heartbeat_ping, tocsin_error, ("GET", "POST")),
+    direct("/api/v1/integrations/sentry", sentry_webhook, tocsin_error),
 ]
 
 
