@@ -1,4 +1,5 @@
-"""Driver-level statements (`tocsin.db.raw`): one trip for many statements, on a real SQLite."""
+"""Driver-level statements (`tocsin.db.raw`): one trip for many statements, and plans that commit
+themselves, on a real SQLite."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import aiosqlite
 
-from tocsin.db.raw import Raw, Step
+from tocsin.db.raw import Plan, Raw, Rows, Step
 
 
 class PublicOnly:
@@ -21,6 +22,12 @@ class PublicOnly:
 
     def executemany(self, sql: str, rows: Any) -> Any:
         return self.connection.executemany(sql, rows)
+
+    async def commit(self) -> None:
+        await self.connection.commit()
+
+    async def rollback(self) -> None:
+        await self.connection.rollback()
 
 
 async def test_steps_run_in_order_in_one_call_or_one_by_one(tmp_path: Path) -> None:
@@ -37,3 +44,34 @@ async def test_steps_run_in_order_in_one_call_or_one_by_one(tmp_path: Path) -> N
             assert sorted(results[3]) == [(3,), (4,)]
             assert results[4] == [(2, "y"), (3, "z"), (4, "w")]
         assert await Raw(connection, sqlite=True).run() == []
+
+
+def counting(fail: bool) -> Plan[int]:
+    """Read, decide, write: add one row per row already there, and fail before the end if asked."""
+    rows: Rows = yield [Step("SELECT count(*) FROM t")]
+    (count,) = rows[0][0]
+    yield [Step("INSERT INTO t VALUES (?, ?)", [(i, "new") for i in range(count)], many=True)]
+    if fail:
+        raise LookupError("the plan stops")
+    return int(count)
+
+
+async def test_a_plan_runs_to_its_end_and_commits_or_rolls_back(tmp_path: Path) -> None:
+    async with aiosqlite.connect(tmp_path / "raw.db") as connection:
+        await connection.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+        await connection.execute("INSERT INTO t VALUES (0, 'first')")
+        await connection.commit()
+        for raw in (Raw(connection, sqlite=True), Raw(PublicOnly(connection), sqlite=True)):
+            before = (await connection.execute_fetchall("SELECT count(*) FROM t"))[0][0]
+            try:
+                await raw.drive(counting(fail=True), commit=True)
+            except LookupError:
+                pass
+            else:
+                raise AssertionError("the plan's error was lost")
+            assert not connection.in_transaction
+            assert (await connection.execute_fetchall("SELECT count(*) FROM t"))[0][0] == before
+            assert await raw.drive(counting(fail=False), commit=True) == before
+            assert not connection.in_transaction  # committed: another connection sees the rows
+            async with aiosqlite.connect(tmp_path / "raw.db") as other:
+                assert (await other.execute_fetchall("SELECT count(*) FROM t"))[0][0] == 2 * before

@@ -4,7 +4,7 @@ That is what an alert storm and Prometheus's minutely re-sends are made of, and 
 logic: no incident opens, no severity rises, no timeline note is due, nothing is silenced, acknowledged
 or resolved. Such a batch is written with a handful of driver-level statements (`tocsin.db.raw`)
 instead of the ORM's dozen. Anything else, decided before anything is written, returns None and the
-caller (`service.ingest`) takes its full path in the same transaction. The rows written are the same
+caller (the ingest pipeline) takes the full path (`service.ingest`) instead. The rows written are the same
 as the full path's; tests compare the two.
 """
 
@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Table
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts import grouping, silences
 from tocsin.alerts.integrations import IntegrationInfo
@@ -24,12 +23,12 @@ from tocsin.alerts.models import Alert
 from tocsin.alerts.signals import NewAlert, Outcome, Repeat, Signal
 from tocsin.core.clock import Clock
 from tocsin.db.base import UTCDateTime
-from tocsin.db.raw import Copy, Plan, Raw, Step
+from tocsin.db.engine import Database
+from tocsin.db.raw import Plan, Raw, Step
 from tocsin.incidents.lifecycle import is_open
 from tocsin.policy.models import Policy
 
 CHUNK = 500  # keys per lookup, rows per insert: within both databases' parameter limits
-COPY_FROM = 64  # PostgreSQL takes more new rows than this by COPY: two more trips, far less per row
 
 _table: Table = Alert.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
 _COLUMNS = [c.name for c in _table.columns if c.name != "id"]
@@ -46,6 +45,10 @@ _GROUPS = (
     " FROM alert_groups g JOIN incidents i ON i.id = g.incident_id"
     " WHERE g.service = ? AND g.group_key = ? AND g.last_alert_at >= ?"
     " ORDER BY g.id DESC LIMIT 5"
+)
+_INSERT_RECORDS = (
+    f"INSERT INTO alerts ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)}"
+    " FROM json_populate_recordset(null::alerts, ?) RETURNING id, dedup_key"
 )
 _REPEAT = "UPDATE alerts SET count = count + ?, last_seen_at = ?, ends_at = COALESCE(?, ends_at) WHERE id = ?"
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
@@ -65,26 +68,35 @@ class NotForThisLane(Exception):
 
 
 async def apply(
-    session: AsyncSession,
+    db: Database,
     clock: Clock,
     policy: Policy,
-    integration: IntegrationInfo,
-    signals: Sequence[Signal],
+    batches: Sequence[tuple[IntegrationInfo, Sequence[Signal]]],
     new_alert: Callable[[Policy, IntegrationInfo, Signal, datetime], NewAlert],
-) -> list[Outcome] | None:
-    """What became of each signal, written; or None, with nothing written.
+) -> list[list[Outcome]] | None:
+    """What became of each (integration, signals) batch of a group commit, written and committed in a
+    transaction of its own; or None, with nothing written.
 
     `new_alert(policy, integration, signal, now)` builds a NewAlert exactly as the full path does.
-    The work is a plan (`_plan`) that `Raw.drive` runs: on SQLite the whole of it, reads, decisions
-    and writes, in one hop to aiosqlite's thread; on PostgreSQL a pipeline per step.
+    The work is a plan (`_plan`) that `Raw.drive` runs: on SQLite the whole of it, reads, decisions,
+    writes and the commit, in one hop to aiosqlite's thread; on PostgreSQL a pipeline per trip.
     """
-    if any(s.action != "trigger" for s in signals):
+    if any(s.action != "trigger" for _, signals in batches for s in signals):
         return None
-    raw = await Raw.of(session)
-    try:
-        return await raw.drive(_plan(raw, policy, integration, signals, new_alert, clock.now()))
-    except NotForThisLane:
-        return None
+    now = clock.now()
+    async with db.raw() as raw:
+        plans = [_plan(raw, policy, integration, signals, new_alert, now) for integration, signals in batches]
+        try:
+            return await raw.drive(_each(plans), commit=True)
+        except NotForThisLane:
+            return None
+
+
+def _each(plans: list[Plan[list[Outcome]]]) -> Plan[list[list[Outcome]]]:
+    done = []
+    for plan in plans:
+        done.append((yield from plan))
+    return done
 
 
 def _plan(
@@ -131,17 +143,12 @@ def _plan(
     ends = {r.ends_at: raw.time(r.ends_at) for r in repeats.values()}  # re-sends share a few expiries
     writes = [Step(_REPEAT, [(r.count, at, ends[r.ends_at], id_) for id_, r in repeats.items()], True)]
     writes.append(Step(_GROUP_BUMP, [(at, g.added, g.id) for g in groups], True))
-    copy = not raw.sqlite and len(new) > COPY_FROM
-    if not copy:  # in the same trip as the other writes: multi-row INSERTs returning the ids
-        writes.extend(_insert(raw, new[i : i + CHUNK]) for i in range(0, len(new), CHUNK))
+    # The new rows, in the same trip as the other writes, returning their ids.
+    writes.extend(_insert(raw, new[i : i + CHUNK]) for i in range(0, len(new), CHUNK))
     by_key = {a.dedup_key: a for a in new}
     for rows in (yield [w for w in writes if not w.many or w.params]):
         for id_, key in rows:  # only the inserts return rows: (id, dedup key)
             by_key[key].id = id_
-    if copy:
-        (ids,) = yield [Copy("alerts", _COLUMNS, _encoded(raw, new))]
-        for alert, (id_,) in zip(new, ids, strict=True):
-            alert.id = id_
     out: list[Outcome] = []
     for key, result, fresh, id_, incident_id in order:
         if fresh is not None:
@@ -202,7 +209,7 @@ def _open_group(raw: Raw, rows: list[tuple[Any, ...]], now: datetime) -> _Group:
 
 
 def _encoded(raw: Raw, alerts: list[NewAlert]) -> list[list[Any]]:
-    """The new alerts' values, in `_COLUMNS` order, as the database stores them."""
+    """The new alerts' values, in `_COLUMNS` order, as SQLite stores them."""
     times: dict[datetime | None, Any] = {}  # a batch shares a few instants: each encoded once
     rows = []
     for alert in alerts:
@@ -221,6 +228,14 @@ def _encoded(raw: Raw, alerts: list[NewAlert]) -> list[list[Any]]:
 
 
 def _insert(raw: Raw, alerts: list[NewAlert]) -> Step:
-    values = ", ".join([_ROW] * len(alerts))
-    params = [value for row in _encoded(raw, alerts) for value in row]
-    return Step(f"INSERT INTO alerts ({', '.join(_COLUMNS)}) VALUES {values} RETURNING id, dedup_key", params)
+    """SQLite: one multi-row INSERT. PostgreSQL: the rows as one JSON parameter, unpacked by the server
+    (`json_populate_recordset`): a tenth of the client-side cost of binding every value (32 rows in about
+    1 ms against 2.5-4 ms here; 500 in 10 ms, where even COPY took about 40 ms)."""
+    if raw.sqlite:
+        values = ", ".join([_ROW] * len(alerts))
+        params = [value for row in _encoded(raw, alerts) for value in row]
+        return Step(
+            f"INSERT INTO alerts ({', '.join(_COLUMNS)}) VALUES {values} RETURNING id, dedup_key", params
+        )
+    records = raw.records([{name: getattr(alert, name) for name in _COLUMNS} for alert in alerts])
+    return Step(_INSERT_RECORDS, [records])

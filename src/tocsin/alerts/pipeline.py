@@ -7,7 +7,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from tocsin.alerts import service
+from tocsin.alerts import fastlane, service
 from tocsin.alerts.integrations import IntegrationInfo
 from tocsin.alerts.signals import Outcome, Signal
 from tocsin.core.bus import Bus
@@ -82,17 +82,20 @@ class Ingestor:
         by_integration: dict[int, list[_Job]] = {}
         for job in batch:
             by_integration.setdefault(job.integration.id, []).append(job)
+        groups = list(by_integration.values())
+        batches = [(jobs[0].integration, [s for job in jobs for s in job.signals]) for jobs in groups]
+        done = await fastlane.apply(self.db, self.clock, self.policy, batches, service.new_alert)
+        if done is None:  # the batch needs incident logic: the full path, in one transaction
+            done = []
+            async with self.db.transaction() as session:
+                for integration, signals in batches:
+                    done.append(await service.ingest(session, self.clock, self.policy, integration, signals))
         results: dict[int, list[Outcome]] = {}
-        async with self.db.transaction() as session:
-            for jobs in by_integration.values():
-                signals = [s for job in jobs for s in job.signals]
-                outcomes = await service.ingest(
-                    session, self.clock, self.policy, jobs[0].integration, signals
-                )
-                start = 0
-                for job in jobs:
-                    results[id(job)] = outcomes[start : start + len(job.signals)]
-                    start += len(job.signals)
+        for jobs, outcomes in zip(groups, done, strict=True):
+            start = 0
+            for job in jobs:
+                results[id(job)] = outcomes[start : start + len(job.signals)]
+                start += len(job.signals)
         for job in batch:
             if not job.done.done():
                 job.done.set_result(results[id(job)])

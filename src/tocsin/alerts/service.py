@@ -94,7 +94,7 @@ async def _open_alerts(session: AsyncSession, integration_id: int, keys: Sequenc
     return found
 
 
-def _new_alert(policy: Policy, integration: IntegrationInfo, signal: Signal, now: datetime) -> NewAlert:
+def new_alert(policy: Policy, integration: IntegrationInfo, signal: Signal, now: datetime) -> NewAlert:
     service, component = _place(policy, integration, signal.labels)
     labels = _labels(signal.labels, service, component)
     severity, reason = _classify(policy, integration, labels)
@@ -152,11 +152,8 @@ async def ingest(
     integration: IntegrationInfo,
     signals: Sequence[Signal],
 ) -> list[Outcome]:
-    """Apply a batch of signals from one integration inside the caller's transaction."""
-    if not session.identity_map and not session.new:  # the storm lane writes past the ORM: only first
-        done = await fastlane.apply(session, clock, policy, integration, signals, _new_alert)
-        if done is not None:
-            return done
+    """Apply a batch of signals from one integration inside the caller's transaction (the full path;
+    the ingest pipeline tries the storm lane, `fastlane.apply`, first)."""
     now = clock.now()
     actor = f"integration:{integration.name}"
     keys = list(dict.fromkeys(s.dedup_key for s in signals))
@@ -183,7 +180,7 @@ async def ingest(
                 repeats.setdefault(old.id, Repeat()).seen(signal.ends_at)
                 outcomes.append(Outcome(key, "repeated", old.id, old.incident_id))
                 continue
-            alert = _new_alert(policy, integration, signal, now)
+            alert = new_alert(policy, integration, signal, now)
             silence = silences.muting(active_silences, alert.labels)
             if silence is not None:
                 alert.muted_by = f"{silence.kind}:{silence.id}"

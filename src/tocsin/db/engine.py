@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import PoolResetState
+
+from tocsin.db.raw import Raw
 
 
 def normalize_url(url: str) -> str:
@@ -104,6 +107,13 @@ class Database:
                 yield session
                 await self._before_commit(session)
             self._committed(session)
+
+    @asynccontextmanager
+    async def raw(self) -> AsyncIterator[Raw]:
+        """A pooled connection's driver, outside any session, for work that commits itself
+        (`Raw.drive(plan, commit=True)`); on SQLite as this process's one writer, as `transaction` is."""
+        async with self._write_lock or contextlib.nullcontext(), self.engine.connect() as connection:
+            yield await Raw.of(connection)
 
     async def _before_commit(self, session: AsyncSession) -> None:
         for hook in self.before_commit.values():

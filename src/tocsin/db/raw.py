@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import orjson
 from psycopg.types.json import Json
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,20 +29,11 @@ class Step:
     many: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Copy:
-    """New rows by PostgreSQL's COPY; the step's rows are their new ids, `(id,)` each, in row order."""
-
-    table: str
-    columns: Sequence[str]
-    rows: Sequence[Sequence[Any]]
-
-
 T = TypeVar("T")
 Rows = list[list[tuple[Any, ...]]]
 # A unit of database work as a generator: it yields the statements of each trip, is sent their rows, and
 # returns its result. Written once, it runs in one hop on SQLite and as a pipeline a trip on PostgreSQL.
-Plan = Generator[list[Step] | list[Copy], Rows, T]
+Plan = Generator[list[Step], Rows, T]
 
 
 class Raw:
@@ -56,8 +47,7 @@ class Raw:
         self.driver, self.sqlite = driver, sqlite
 
     @classmethod
-    async def of(cls, session: AsyncSession) -> Raw:
-        connection = await session.connection()
+    async def of(cls, connection: AsyncConnection) -> Raw:
         fairy = await connection.get_raw_connection()
         return cls(fairy.driver_connection, connection.dialect.name == "sqlite")
 
@@ -85,45 +75,41 @@ class Raw:
                 cursors.append(cursor)
         return [list(await cursor.fetchall()) if cursor.description else [] for cursor in cursors]
 
-    async def drive(self, plan: Plan[T]) -> T:
-        """Run a plan to its end: on SQLite all of it, the Python between its trips included, in one call
-        on aiosqlite's thread (no hop back to the event loop between reads and writes); elsewhere one
-        `run` (or `copy_in`) a trip."""
+    async def drive(self, plan: Plan[T], commit: bool = False) -> T:
+        """Run a plan to its end, and commit if asked (rolled back if the plan raises): on SQLite all of
+        it, the Python between its trips and the commit included, in one call on aiosqlite's thread (no
+        hop back to the event loop between reads and writes); elsewhere one `run` a trip."""
         if self.sqlite and getattr(self.driver, "_execute", None) is not None:
-            return await self.driver._execute(self._drive_sqlite, plan)  # type: ignore[no-any-return]
+            return await self.driver._execute(self._drive_sqlite, plan, commit)  # type: ignore[no-any-return]
         try:
             steps = next(plan)
             while True:
-                steps = plan.send(await self._trip(steps))
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+                steps = plan.send(await self.run(*steps))
+        except StopIteration as finished:
+            result: T = finished.value
+        except BaseException:
+            if commit:
+                await self.driver.rollback()
+            raise
+        if commit:
+            await self.driver.commit()
+        return result
 
-    async def _trip(self, steps: list[Step] | list[Copy]) -> Rows:
-        copies = [s for s in steps if isinstance(s, Copy)]
-        if copies:
-            return [[(id_,) for id_ in await self.copy_in(c.table, c.columns, c.rows)] for c in copies]
-        return await self.run(*(s for s in steps if isinstance(s, Step)))
-
-    def _drive_sqlite(self, plan: Plan[T]) -> T:
+    def _drive_sqlite(self, plan: Plan[T], commit: bool) -> T:
+        connection = self.driver._conn  # on aiosqlite's own thread: the one its connection belongs to
         try:
             steps = next(plan)
             while True:
-                steps = plan.send(self._run_sqlite([s for s in steps if isinstance(s, Step)]))
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-
-    async def copy_in(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
-        """PostgreSQL: new rows by COPY, several times faster than a multi-row INSERT; their new ids, in
-        row order (drawn from the table's sequence first, as the column's default would)."""
-        cursor = await self.driver.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(rows)]
-        )
-        ids = [row[0] for row in await cursor.fetchall()]
-        sql = f"COPY {table} (id, {', '.join(columns)}) FROM STDIN"
-        async with self.driver.cursor() as copying, copying.copy(sql) as copy:
-            for id_, row in zip(ids, rows, strict=True):
-                await copy.write_row((id_, *row))
-        return ids
+                steps = plan.send(self._run_sqlite(steps))
+        except StopIteration as finished:
+            result: T = finished.value
+        except BaseException:
+            if commit:
+                connection.rollback()
+            raise
+        if commit:
+            connection.commit()
+        return result
 
     async def _step_sqlite(self, step: Step) -> list[tuple[Any, ...]]:
         if step.many:
@@ -164,6 +150,13 @@ class Raw:
             return orjson.dumps(value).decode()
         except TypeError:  # what orjson refuses (integers past 64 bits, keys not strings), json takes
             return json.dumps(value)
+
+    def records(self, rows: list[dict[str, Any]]) -> str:
+        """PostgreSQL: rows as one JSON array for `json_populate_recordset` (instants as RFC 3339 text)."""
+        try:
+            return orjson.dumps(rows).decode()
+        except TypeError:  # what orjson refuses (integers past 64 bits, keys not strings), json takes
+            return json.dumps(rows, default=lambda value: value.isoformat())
 
     def read_json(self, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str | bytes) else value
