@@ -134,7 +134,7 @@ def _tocsin_cli(env: dict[str, str], cwd: Path, *args: str) -> str:
 
 @contextmanager
 def tocsin(home: Path, name: str, database_url: str, workers: int) -> Iterator[Target]:
-    """`tocsin serve` (one process), or uvicorn with several workers: the scale-out on PostgreSQL."""
+    """`tocsin serve`: one process, or several sharing the port (`--workers`, PostgreSQL only)."""
     port = free_port()
     env = {
         **os.environ,
@@ -146,14 +146,7 @@ def tocsin(home: Path, name: str, database_url: str, workers: int) -> Iterator[T
     }
     _tocsin_cli(env, home, "db", "upgrade")
     token = _tocsin_cli(env, home, "token", "create", "--user", "bench", "--role", "admin").split()[-1]
-    if workers == 1:
-        args = [sys.executable, "-m", "tocsin", "serve"]
-    else:
-        args = [
-            sys.executable, "-m", "uvicorn", "tocsin.app:create_app", "--factory",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--loop", "asyncio",
-            "--no-access-log", "--log-level", "warning",
-        ]  # fmt: skip
+    args = [sys.executable, "-m", "tocsin", "serve", "--workers", str(workers)]
     log = home / f"{name}.log"
     with running(args, log, home, env) as proc:
         url = f"http://127.0.0.1:{port}"

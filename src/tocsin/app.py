@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -140,4 +141,15 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(BodyLimitMiddleware, max_bytes=rt.settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=rt.metrics)
     app.front_door = FrontDoor(fast_routes, rt.metrics)
+    return app
+
+
+def serve_app() -> FastAPI:
+    """The app of one `tocsin serve` process, from the TOCSIN_* settings (uvicorn's factory with --workers)."""
+    app = create_app(Settings())
+    # What is loaded now (modules, routes, the policy: ~230,000 objects) lives as long as the process.
+    # Frozen, it is left out of the collector's full passes, each of which would otherwise stall every
+    # request in flight for about 0.1 s under load.
+    gc.collect()
+    gc.freeze()
     return app

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     background: bool = Field(
         default=True, description="run background loops (alert expiry, monitors) in this process"
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="`tocsin serve` processes sharing the port (PostgreSQL only: SQLite has one writer)",
+    )
     smtp_listen: str | None = Field(
         default=None,
         description="HOST:PORT for the inbound SMTP listener that turns mail to support_address into user reports; off when unset",

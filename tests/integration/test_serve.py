@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tocsin.testing import bearer
+from tocsin.testing import bearer, postgres_database
 
 pytestmark = pytest.mark.slow
 
@@ -81,3 +83,69 @@ def test_bootstrap_token_from_the_environment(tmp_path: Path) -> None:
         assert r.status_code == 200 and r.json()["role"] == "admin"
         monitoring = httpx.get(f"{url}/api/monitoring?type=health").json()
         assert monitoring["summary"]["status"] == "ok"
+
+
+def test_workers_need_postgresql(tmp_path: Path) -> None:
+    env = {**os.environ, "TOCSIN_DATABASE_URL": f"sqlite:///{tmp_path / 'tocsin.db'}", "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, "-m", "tocsin", "serve", "--workers", "2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "--workers: several processes need PostgreSQL" in done.stderr
+
+
+def _workers(log: Path, at_least: int) -> list[int]:
+    """The worker processes uvicorn says it started, once there are `at_least` of them (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pids = [int(p) for p in re.findall(r"Started server process \[(\d+)\]", log.read_text())]
+        if len(pids) >= at_least:
+            return pids
+        time.sleep(0.1)
+    raise AssertionError(log.read_text())
+
+
+def test_workers_share_the_port_and_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
+    token = "workers-token-123456"
+    admin = os.environ.get("TOCSIN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+    with (
+        postgres_database(admin) as database_url,
+        serving(
+            tmp_path, TOCSIN_DATABASE_URL=database_url, TOCSIN_WORKERS="2", TOCSIN_BOOTSTRAP_TOKEN=token
+        ) as (
+            url,
+            log,
+        ),
+    ):
+        first, second = _workers(log, 2)[:2]
+        r = httpx.post(
+            f"{url}/api/v1/integrations", json={"name": "p", "kind": "prometheus"}, headers=bearer(token)
+        )
+        key = r.json()["key"]
+
+        def send(i: int) -> int:
+            with (
+                httpx.Client() as client
+            ):  # a connection of its own: the kernel spreads them over the workers
+                alert = [{"labels": {"alertname": "Down", "instance": f"i{i}"}}]
+                return client.post(f"{url}/api/v2/alerts", json=alert, headers=bearer(key)).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(send, range(40))) == [200] * 40
+        os.kill(first, signal.SIGKILL)
+        replacement = _workers(log, 3)[2]
+        assert replacement not in (first, second)
+        deadline = time.monotonic() + 30
+        while send(40) != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(send, range(41, 61))) == [200] * 20
+        alerts = httpx.get(f"{url}/api/v1/alerts", params={"limit": 500}, headers=bearer(token)).json()
+        assert len({a["dedup_key"] for a in alerts}) == 61
+        incidents = httpx.get(f"{url}/api/v1/incidents", headers=bearer(token)).json()
+        assert incidents["total"] == 1  # one group, one incident, whichever worker took its first alert

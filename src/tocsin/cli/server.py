@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import gc
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -146,13 +146,16 @@ def serve(
             help="also take user reports by email: an SMTP listener for the support address (TOCSIN_SMTP_LISTEN)",
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="processes sharing the port, PostgreSQL only (TOCSIN_WORKERS)"),
+    ] = None,
 ) -> None:
-    """Run the API, the console and the engine in one process (migrates the database first)."""
+    """Run the API, the console and the engine (migrates the database first); in one process, or in
+    several sharing the port on PostgreSQL."""
     import uvicorn
 
-    from tocsin.app import create_app
     from tocsin.reports.smtp import parse_listen
-    from tocsin.statuspage.public import answers
     from tocsin.web.protocol import DirectProtocol
 
     settings = load_settings()
@@ -162,6 +165,10 @@ def serve(
         settings.port = port
     if smtp_listen:
         settings.smtp_listen = smtp_listen
+    if workers:
+        settings.workers = workers
+    if settings.workers > 1 and make_url(normalize_url(settings.database_url)).get_backend_name() == "sqlite":
+        raise fail("--workers: several processes need PostgreSQL (SQLite has one writer); run one")
     if settings.smtp_listen:
         try:
             parse_listen(settings.smtp_listen)
@@ -195,26 +202,43 @@ def serve(
             highlight=False,
         )
     sys.stdout.flush()
-    app = create_app(settings)
-    # What is loaded now (modules, routes, the policy: ~230,000 objects) lives as long as the process.
-    # Frozen, it is left out of the collector's full passes, each of which would otherwise stall every
-    # request in flight for about 0.1 s under load.
-    gc.collect()
-    gc.freeze()
     # The public page's rendered GETs and the alert ingest routes are answered by the protocol itself
     # (tocsin.web.protocol). The event loop is asyncio's own: under load, uvloop accepted new connections
     # one at a time, some a second late.
-    metrics = app.state.runtime.metrics
-    protocol = DirectProtocol.serving(answers(app.state.status_cache, metrics), app.state.direct, metrics)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        http=protocol,
-        loop="asyncio",
-        log_level="info",
-        access_log=False,
-    )
+    options: dict[str, Any] = {
+        "http": DirectProtocol,
+        "loop": "asyncio",
+        "log_level": "info",
+        "access_log": False,
+    }
+    os.environ.update(_environment(settings))  # what the command line set, for the app factory
+    if settings.workers == 1:
+        from tocsin.app import serve_app
+
+        uvicorn.run(serve_app(), host=settings.host, port=settings.port, **options)
+    else:
+        # Each worker is a whole `tocsin serve` (API, engine, status page) on the one port, built from
+        # the same settings by `serve_app`; uvicorn's supervisor restarts a worker that dies.
+        uvicorn.run(
+            "tocsin.app:serve_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            **options,
+        )
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    """The command line's settings as TOCSIN_* variables, for the app factory (and the workers)."""
+    values = {
+        "TOCSIN_HOST": settings.host,
+        "TOCSIN_PORT": str(settings.port),
+        "TOCSIN_WORKERS": str(settings.workers),
+    }
+    if settings.smtp_listen:
+        values["TOCSIN_SMTP_LISTEN"] = settings.smtp_listen
+    return values
 
 
 async def _work(settings: Settings, policy: Policy) -> None:

@@ -185,7 +185,8 @@ async def listen(rt: Runtime, host: str, port: int) -> asyncio.Server:
             loop=loop,
         )
 
-    server = await loop.create_server(protocol, host, port)
+    # Several `tocsin serve --workers` processes share the port, as they share the HTTP one.
+    server = await loop.create_server(protocol, host, port, reuse_port=rt.settings.workers > 1 or None)
     log.info("taking user reports mailed to <%s> on %s:%d", rt.settings.support_address, host, port)
     return server
 

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from secrets import token_hex
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.engine import secrets
-from tocsin.engine.models import InstanceSecret
 from tocsin.runtime import Runtime
 
 
@@ -52,12 +49,6 @@ async def links(rt: Runtime) -> Links:
 
 
 async def links_in(session: AsyncSession, rt: Runtime) -> Links:
-    """The links, reading the signing key within a transaction already open (SQLite has one writer)."""
-    if rt.settings.secret_key:
-        return await links(rt)  # derived from the setting: no database involved
-    value = await session.scalar(select(InstanceSecret.value).where(InstanceSecret.name == secrets.NAME))
-    if value is None:
-        value = token_hex(32)
-        session.add(InstanceSecret(name=secrets.NAME, value=value))
-        await session.flush()
-    return Links(base_url(rt), bytes.fromhex(value))
+    """The links, reading (or making: two processes at once make one) the signing key within a
+    transaction already open (SQLite has one writer)."""
+    return Links(base_url(rt), await secrets.signing_key_in(session, rt.settings.secret_key))

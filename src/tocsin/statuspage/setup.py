@@ -16,10 +16,12 @@ LIVE = Places(base="/status", subscribe="/status/subscribe", report="/report")
 
 
 def install(app: FastAPI, rt: Runtime) -> None:
-    """Build the render cache (app.state.status_cache) and register the background loops."""
+    """Build the render cache (app.state.status_cache) and its ready answers (app.state.ready_answers),
+    and register the background loops."""
     renderer = Renderer(rt.policy.timezone, LIVE)
     app.state.status_cache = cache = StatusCache(
         rt.db, rt.clock, rt.policy, renderer, lambda: f"{base_url(rt)}/status"
     )
+    app.state.ready_answers = public.answers(cache, rt.metrics)  # for tocsin serve's protocol
     rt.closers["status-cache"] = cache.close
     jobs.register(rt)

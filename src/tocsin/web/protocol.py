@@ -21,15 +21,28 @@ from __future__ import annotations
 import time
 import urllib.parse
 from http import HTTPStatus
+from typing import Any
 
 import httptools
+from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from tocsin.health.metrics import Metrics
 from tocsin.web.direct import Answer, Call, Direct, Table
 from tocsin.web.ready import Answers, Ready
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def _app_state(app: Any) -> Any:
+    """The state of the app under uvicorn's wrappers (each keeps the app it wraps as `.app`)."""
+    for _ in range(10):
+        state = getattr(app, "state", None)
+        if state is not None:
+            return state
+        app = getattr(app, "app", None)
+    return None
 
 
 class _Event:
@@ -71,12 +84,26 @@ class DirectProtocol(HttpToolsProtocol):
     _answered = False  # the request being parsed was answered whole here: its body and end are ignored
     _taken: _Taken | None = None  # the request being parsed goes to a direct route
 
+    def __init__(
+        self, config: Config, server_state: ServerState, app_state: dict[str, Any], _loop: Any = None
+    ):
+        super().__init__(config, server_state, app_state, _loop)
+        if not self.bound:  # as `tocsin serve` runs it: the sources are on the app's state (`tocsin.app`)
+            state = _app_state(config.loaded_app)
+            self.answers = getattr(state, "ready_answers", self.answers)
+            self.table = getattr(state, "direct", None)
+            runtime = getattr(state, "runtime", None)
+            self.metrics = runtime.metrics if runtime is not None else None
+
+    bound = False
+
     @classmethod
     def serving(
         cls, answers: Answers, table: Table | None = None, metrics: Metrics | None = None
     ) -> type[DirectProtocol]:
-        """This protocol bound to its answer sources (uvicorn builds one protocol object per connection)."""
-        attributes = {"answers": staticmethod(answers), "table": table, "metrics": metrics}
+        """This protocol bound to the given answer sources (uvicorn builds one protocol object per
+        connection); unbound, it finds them on the state of the app it serves."""
+        attributes = {"answers": staticmethod(answers), "table": table, "metrics": metrics, "bound": True}
         return type("DirectProtocol", (cls,), attributes)
 
     def on_message_begin(self) -> None:
