@@ -38,7 +38,7 @@ _ROW = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
 
 _OPEN = "SELECT id, dedup_key, incident_id FROM alerts WHERE integration_id = ? AND status != 'resolved'"
 _OPEN_IN = _OPEN + " AND dedup_key IN ({})"
-_OPEN_ANY = _OPEN + " AND dedup_key = ANY(?)"
+_OPEN_ANY = _OPEN + " AND dedup_key = ANY(?::text[])"  # text[]: a varchar[] parameter defeats the index
 _SILENCES = "SELECT id, kind, matchers FROM silences WHERE starts_at <= ? AND ends_at > ? ORDER BY id"
 _GROUPS = (
     "SELECT g.id, g.incident_id, g.told_at, i.status, i.severity"
