@@ -38,7 +38,13 @@ _ROW = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
 
 _OPEN = "SELECT id, dedup_key, incident_id FROM alerts WHERE integration_id = ? AND status != 'resolved'"
 _OPEN_IN = _OPEN + " AND dedup_key IN ({})"
-_OPEN_ANY = _OPEN + " AND dedup_key = ANY(?::text[])"  # text[]: a varchar[] parameter defeats the index
+# PostgreSQL: one index probe per key, whatever the table's statistics say (with none, or stale ones, the
+# planner scanned every open alert of the integration for `dedup_key = ANY(...)`: 13 ms at 54,000).
+_OPEN_EACH = (
+    "SELECT a.id, a.dedup_key, a.incident_id FROM unnest(?::text[]) AS k(key) CROSS JOIN LATERAL"
+    " (SELECT id, dedup_key, incident_id FROM alerts"
+    "  WHERE integration_id = ? AND dedup_key = k.key AND status != 'resolved' LIMIT 1) a"
+)
 _SILENCES = "SELECT id, kind, matchers FROM silences WHERE starts_at <= ? AND ends_at > ? ORDER BY id"
 _GROUPS = (
     "SELECT g.id, g.incident_id, g.told_at, i.status, i.severity"
@@ -113,7 +119,7 @@ def _plan(
         parts = [keys[i : i + CHUNK] for i in range(0, len(keys), CHUNK)]
         lookups = [Step(_OPEN_IN.format(", ".join("?" * len(p))), [integration.id, *p]) for p in parts]
     else:  # one array parameter: PostgreSQL plans it several times faster than a long IN list
-        lookups = [Step(_OPEN_ANY, [integration.id, keys])]
+        lookups = [Step(_OPEN_EACH, [keys, integration.id])]
     for rows in (yield lookups):
         for id_, key, incident_id in rows:
             known[key] = (id_, incident_id)
