@@ -23,6 +23,11 @@ def string_map(value: Any, where: str, errors: list[str]) -> dict[str, str]:
     if len(value) > MAX_LABELS:
         errors.append(f"{where} has {len(value)} entries; at most {MAX_LABELS}")
         return {}
+    for k, v in value.items():
+        if type(v) is not str or len(k) > MAX_LABEL_NAME or len(v) > MAX_LABEL_VALUE:
+            break
+    else:
+        return value  # all well (the common case): the parsed object itself, not a copy
     out: dict[str, str] = {}
     for k, v in value.items():
         if not isinstance(v, str):
