@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from tocsin.alerts import integrations
 from tocsin.alerts.integrations import IntegrationInfo
-from tocsin.core.ids import digest
 from tocsin.db.engine import Database
 
 CACHE_SECONDS = 10.0
@@ -31,16 +30,15 @@ class KeyRing:
     async def lookup(self, key: str) -> IntegrationInfo | None:
         if not key or len(key) > 200:
             return None
-        h = digest(key)
         now = time.monotonic()
-        hit = self._cache.get(h)
+        hit = self._cache.get(key)  # by the key itself: no hash per request (the database keeps only hashes)
         if hit is not None and now - hit[0] < CACHE_SECONDS:
             return hit[1]
         async with self.db.session() as session:
             found = await integrations.by_key(session, key)
         if len(self._cache) > 10_000:  # unknown keys must not grow the cache without bound
             self._cache.clear()
-        self._cache[h] = (now, found)
+        self._cache[key] = (now, found)
         return found
 
     def forget(self) -> None:

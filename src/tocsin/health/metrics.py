@@ -44,6 +44,7 @@ class Metrics:
         self.open_incidents = Gauge(
             "tocsin_open_incidents", "Open incidents by severity", ["severity"], registry=self.registry
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.sla_breaches = Gauge(
             "tocsin_sla_breaches", "Open incidents past a deadline, by kind", ["kind"], registry=self.registry
         )
@@ -56,8 +57,12 @@ class Metrics:
             self.client_errors += 1
         if status >= 500:
             self.recent_errors.append(RecentError(datetime.now(UTC), method, route, status))
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_seconds.labels(route).observe(seconds)
+        children = self._children.get((method, route, status))
+        if children is None:  # a labelled child is found once per (method, route, status), not per request
+            children = (self.http_requests.labels(method, route, str(status)), self.http_seconds.labels(route))
+            self._children[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def summary(self) -> dict[str, Any]:
         return {
