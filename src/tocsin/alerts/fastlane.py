@@ -146,7 +146,7 @@ def _plan(
         wanted = list(dict.fromkeys((alert.service or "", alert.group_key) for alert in new))
         groups = _attach(raw, policy, new, wanted, (yield _attach_steps(raw, policy, wanted, now)), now)
     at = raw.time(now)
-    ends = {r.ends_at: raw.time(r.ends_at) for r in repeats.values()}  # re-sends share a few expiries
+    ends = {e: raw.time(e) for e in {r.ends_at for r in repeats.values()}}  # re-sends share a few expiries
     writes = [Step(_REPEAT, [(r.count, at, ends[r.ends_at], id_) for id_, r in repeats.items()], True)]
     writes.append(Step(_GROUP_BUMP, [(at, g.added, g.id) for g in groups], True))
     # The new rows, in the same trip as the other writes, returning their ids.
