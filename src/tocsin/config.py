@@ -41,7 +41,7 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         le=64,
-        description="`tocsin serve` processes sharing the port (PostgreSQL only: SQLite has one writer)",
+        description="`tocsin serve` processes sharing the port, each a whole Tocsin",
     )
     smtp_listen: str | None = Field(
         default=None,

@@ -3,6 +3,7 @@ themselves, on a real SQLite."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ class PublicOnly:
 
     def executemany(self, sql: str, rows: Any) -> Any:
         return self.connection.executemany(sql, rows)
+
+    async def execute(self, sql: str) -> Any:
+        return await self.connection.execute(sql)
 
     async def commit(self) -> None:
         await self.connection.commit()
@@ -75,3 +79,56 @@ async def test_a_plan_runs_to_its_end_and_commits_or_rolls_back(tmp_path: Path) 
             assert not connection.in_transaction  # committed: another connection sees the rows
             async with aiosqlite.connect(tmp_path / "raw.db") as other:
                 assert (await other.execute_fetchall("SELECT count(*) FROM t"))[0][0] == 2 * before
+
+
+def locked_out(path: Path) -> Plan[bool]:
+    """Whether another connection is kept from writing while the plan runs."""
+    yield [Step("SELECT count(*) FROM t")]
+    other = sqlite3.connect(path, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        return "locked" in str(exc)
+    finally:
+        other.close()
+    return False
+
+
+async def test_a_plan_that_commits_holds_the_write_lock_from_its_first_read(tmp_path: Path) -> None:
+    path = tmp_path / "raw.db"
+    async with aiosqlite.connect(path) as connection:
+        await connection.execute("CREATE TABLE t (a INTEGER)")
+        await connection.commit()
+        for raw in (Raw(connection, sqlite=True), Raw(PublicOnly(connection), sqlite=True)):
+            assert await raw.drive(locked_out(path), commit=True)
+            assert not await raw.drive(locked_out(path))  # a plan that does not commit takes no lock
+
+
+async def test_a_write_transaction_holds_the_write_lock_from_its_start(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from tocsin.db.engine import Database
+
+    path = tmp_path / "tx.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        async with db.transaction() as session:
+            await session.execute(text("CREATE TABLE t (a INTEGER)"))
+        async with db.transaction() as session:
+            await session.execute(text("SELECT count(*) FROM t"))  # only a read so far
+            other = sqlite3.connect(path, timeout=0)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                raise AssertionError("another process could write during the transaction")
+            except sqlite3.OperationalError as exc:
+                assert "locked" in str(exc)
+            finally:
+                other.close()
+        async with db.session() as session:  # a read session takes no lock
+            await session.execute(text("SELECT count(*) FROM t"))
+            other = sqlite3.connect(path, timeout=0)
+            other.execute("BEGIN IMMEDIATE")
+            other.rollback()
+            other.close()
+    finally:
+        await db.dispose()

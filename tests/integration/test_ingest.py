@@ -351,9 +351,9 @@ async def test_rate_limit_answers_429_with_retry_after(
 async def test_two_processes_seeing_a_groups_first_alerts_open_one_incident(
     rt: Runtime, database_url: str, clock: FakeClock
 ) -> None:
-    """Two runtimes (as two `tocsin serve` replicas would be) share one PostgreSQL database."""
-    if rt.db.is_sqlite:
-        pytest.skip("SQLite serves from one process; replicas need PostgreSQL")
+    """Two runtimes (as two `tocsin serve --workers` processes would be) share one database: on
+    PostgreSQL by the group's advisory lock, on SQLite by write transactions that take the file's
+    write lock before their first read."""
     from tocsin.alerts import integrations
     from tocsin.alerts.signals import Signal
     from tocsin.app import build_runtime

@@ -85,20 +85,6 @@ def test_bootstrap_token_from_the_environment(tmp_path: Path) -> None:
         assert monitoring["summary"]["status"] == "ok"
 
 
-def test_workers_need_postgresql(tmp_path: Path) -> None:
-    env = {**os.environ, "TOCSIN_DATABASE_URL": f"sqlite:///{tmp_path / 'tocsin.db'}", "COLUMNS": "200"}
-    done = subprocess.run(
-        [sys.executable, "-m", "tocsin", "serve", "--workers", "2"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 1
-    assert "--workers: several processes need PostgreSQL" in done.stderr
-
-
 def _workers(log: Path, at_least: int) -> list[int]:
     """The worker processes uvicorn says it started, once there are `at_least` of them (30 s at most)."""
     deadline = time.monotonic() + 30
@@ -110,14 +96,23 @@ def _workers(log: Path, at_least: int) -> list[int]:
     raise AssertionError(log.read_text())
 
 
-def test_workers_share_the_port_and_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
-    token = "workers-token-123456"
+@contextmanager
+def database(backend: str, tmp_path: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'var' / 'tocsin.db'}"
+        return
     admin = os.environ.get("TOCSIN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+    with postgres_database(admin) as url:
+        yield url
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_workers_share_the_port_and_a_worker_that_dies_is_replaced(tmp_path: Path, backend: str) -> None:
+    token = "workers-token-123456"
+    env = {"TOCSIN_WORKERS": "2", "TOCSIN_BOOTSTRAP_TOKEN": token}
     with (
-        postgres_database(admin) as database_url,
-        serving(
-            tmp_path, TOCSIN_DATABASE_URL=database_url, TOCSIN_WORKERS="2", TOCSIN_BOOTSTRAP_TOKEN=token
-        ) as (
+        database(backend, tmp_path) as database_url,
+        serving(tmp_path, TOCSIN_DATABASE_URL=database_url, **env) as (
             url,
             log,
         ),

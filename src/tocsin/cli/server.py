@@ -148,11 +148,11 @@ def serve(
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option(min=1, max=64, help="processes sharing the port, PostgreSQL only (TOCSIN_WORKERS)"),
+        typer.Option(min=1, max=64, help="processes sharing the port (TOCSIN_WORKERS)"),
     ] = None,
 ) -> None:
-    """Run the API, the console and the engine (migrates the database first); in one process, or in
-    several sharing the port on PostgreSQL."""
+    """Run the API, the console and the engine (migrates the database first), in one process or in
+    several sharing the port."""
     import uvicorn
 
     from tocsin.reports.smtp import parse_listen
@@ -167,8 +167,6 @@ def serve(
         settings.smtp_listen = smtp_listen
     if workers:
         settings.workers = workers
-    if settings.workers > 1 and make_url(normalize_url(settings.database_url)).get_backend_name() == "sqlite":
-        raise fail("--workers: several processes need PostgreSQL (SQLite has one writer); run one")
     if settings.smtp_listen:
         try:
             parse_listen(settings.smtp_listen)

@@ -104,6 +104,10 @@ class Database:
             return
         async with self._write_lock, self._sessions() as session:
             async with session.begin():
+                # The write lock first: what the transaction reads stays true until it commits, also
+                # against other processes on the file (`tocsin serve --workers`, the CLI), which wait
+                # (busy_timeout) instead of failing with SQLITE_BUSY when they upgrade a read to a write.
+                await session.execute(BEGIN_IMMEDIATE)
                 yield session
                 await self._before_commit(session)
             self._committed(session)
@@ -134,6 +138,7 @@ class Database:
         await self.engine.dispose()
 
 
+BEGIN_IMMEDIATE = text("BEGIN IMMEDIATE")
 _TOPICS = "tocsin.publish"
 _AFTER = "tocsin.after_commit"
 

@@ -82,6 +82,8 @@ class Raw:
         if self.sqlite and getattr(self.driver, "_execute", None) is not None:
             return await self.driver._execute(self._drive_sqlite, plan, commit)  # type: ignore[no-any-return]
         try:
+            if commit and self.sqlite:
+                await self.driver.execute("BEGIN IMMEDIATE")
             steps = next(plan)
             while True:
                 steps = plan.send(await self.run(*steps))
@@ -98,6 +100,8 @@ class Raw:
     def _drive_sqlite(self, plan: Plan[T], commit: bool) -> T:
         connection = self.driver._conn  # on aiosqlite's own thread: the one its connection belongs to
         try:
+            if commit:  # the write lock first, as `Database.transaction` takes it
+                connection.execute("BEGIN IMMEDIATE")
             steps = next(plan)
             while True:
                 steps = plan.send(self._run_sqlite(steps))

@@ -59,7 +59,10 @@ class Metrics:
             self.recent_errors.append(RecentError(datetime.now(UTC), method, route, status))
         children = self._children.get((method, route, status))
         if children is None:  # a labelled child is found once per (method, route, status), not per request
-            children = (self.http_requests.labels(method, route, str(status)), self.http_seconds.labels(route))
+            children = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_seconds.labels(route),
+            )
             self._children[(method, route, status)] = children
         children[0].inc()
         children[1].observe(seconds)
