@@ -293,7 +293,7 @@ def machine() -> str:
 
 # -- main ------------------------------------------------------------------------------------------
 
-TARGETS = ("alertmanager", "tocsin-sqlite", "tocsin-postgres", "tocsin-postgres-2w")
+TARGETS = ("alertmanager", "tocsin-sqlite", "tocsin-sqlite-2w", "tocsin-postgres", "tocsin-postgres-2w")
 
 
 @contextmanager
@@ -302,16 +302,14 @@ def start(name: str, home: Path) -> Iterator[Target]:
         with alertmanager(home) as target:
             yield target
         return
-    if name == "tocsin-sqlite":
-        with tocsin(home, name, f"sqlite+aiosqlite:///{home / 'tocsin.db'}", workers=1) as target:
+    workers = 2 if name.endswith("-2w") else 1  # `tocsin serve --workers 2`: one per core here
+    if name.startswith("tocsin-sqlite"):
+        with tocsin(home, name, f"sqlite+aiosqlite:///{home / 'tocsin.db'}", workers) as target:
             yield target
         return
     from tocsin.testing import postgres_database  # a fresh database, dropped afterwards
 
-    with (
-        postgres_database(PG_ADMIN_URL) as url,
-        tocsin(home, name, url, workers=2 if name.endswith("2w") else 1) as target,
-    ):
+    with postgres_database(PG_ADMIN_URL) as url, tocsin(home, name, url, workers) as target:
         yield target
 
 
