@@ -132,3 +132,29 @@ async def test_a_write_transaction_holds_the_write_lock_from_its_start(tmp_path:
             other.close()
     finally:
         await db.dispose()
+
+
+async def test_committing_plans_queue_on_the_writers_lock_file(tmp_path: Path) -> None:
+    import asyncio
+    import fcntl
+    import os
+
+    path = tmp_path / "raw.db"
+    async with aiosqlite.connect(path) as connection:
+        await connection.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+        await connection.execute("INSERT INTO t VALUES (0, 'first')")
+        await connection.commit()
+        ours, theirs = (os.open(tmp_path / "raw.db-writers", os.O_RDWR | os.O_CREAT) for _ in range(2))
+        try:
+            fcntl.flock(theirs, fcntl.LOCK_EX)  # another process's plan holds it
+            waiting = asyncio.create_task(
+                Raw(connection, sqlite=True, writers=ours).drive(counting(False), commit=True)
+            )
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            fcntl.flock(theirs, fcntl.LOCK_UN)
+            assert await asyncio.wait_for(waiting, 10) == 1
+            fcntl.flock(theirs, fcntl.LOCK_EX | fcntl.LOCK_NB)  # and ours let it go after its commit
+        finally:
+            os.close(ours)
+            os.close(theirs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -80,6 +81,7 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time; queueing writers here avoids SQLITE_BUSY inside one process.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._writers_fd: int | None = None
         # Called with the topics a committed transaction asked to publish (see publish_after_commit).
         self.on_commit: Callable[..., None] | None = None
         # Run in order at the end of every write transaction, before it commits: work that belongs in
@@ -117,7 +119,15 @@ class Database:
         """A pooled connection's driver, outside any session, for work that commits itself
         (`Raw.drive(plan, commit=True)`); on SQLite as this process's one writer, as `transaction` is."""
         async with self._write_lock or contextlib.nullcontext(), self.engine.connect() as connection:
-            yield await Raw.of(connection)
+            yield await Raw.of(connection, self._writers())
+
+    def _writers(self) -> int | None:
+        """SQLite on a file: a lock file beside it (`tocsin.db-writers`) that committing plans queue on."""
+        if self._writers_fd is None and self.is_sqlite:
+            database = make_url(self.url).database
+            if database and database != ":memory:":
+                self._writers_fd = os.open(f"{database}-writers", os.O_RDWR | os.O_CREAT, 0o600)
+        return self._writers_fd
 
     async def _before_commit(self, session: AsyncSession) -> None:
         for hook in self.before_commit.values():
@@ -136,6 +146,9 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._writers_fd is not None:
+            os.close(self._writers_fd)
+            self._writers_fd = None
 
 
 BEGIN_IMMEDIATE = text("BEGIN IMMEDIATE")

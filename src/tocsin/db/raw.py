@@ -9,6 +9,7 @@ timestamptz and json), and the ORM reads them back unchanged.
 
 from __future__ import annotations
 
+import fcntl
 import json
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -43,13 +44,14 @@ class Raw:
     methods all go through: a whole batch of statements then costs one hop to that thread, not one each.
     """
 
-    def __init__(self, driver: Any, sqlite: bool) -> None:
+    def __init__(self, driver: Any, sqlite: bool, writers: int | None = None) -> None:
         self.driver, self.sqlite = driver, sqlite
+        self.writers = writers  # SQLite: a lock file's descriptor that plans which commit take first
 
     @classmethod
-    async def of(cls, connection: AsyncConnection) -> Raw:
+    async def of(cls, connection: AsyncConnection, writers: int | None = None) -> Raw:
         fairy = await connection.get_raw_connection()
-        return cls(fairy.driver_connection, connection.dialect.name == "sqlite")
+        return cls(fairy.driver_connection, connection.dialect.name == "sqlite", writers)
 
     def _sql(self, sql: str) -> str:
         return sql if self.sqlite else sql.replace("?", "%s")
@@ -99,6 +101,18 @@ class Raw:
 
     def _drive_sqlite(self, plan: Plan[T], commit: bool) -> T:
         connection = self.driver._conn  # on aiosqlite's own thread: the one its connection belongs to
+        writers = self.writers if commit else None
+        if writers is not None:
+            # Plans of several processes queue here, and the kernel hands the lock to the next at once:
+            # SQLite's own wait for its write lock polls, sleeping up to 100 ms between tries.
+            fcntl.flock(writers, fcntl.LOCK_EX)
+        try:
+            return self._run_plan(connection, plan, commit)
+        finally:
+            if writers is not None:
+                fcntl.flock(writers, fcntl.LOCK_UN)
+
+    def _run_plan(self, connection: Any, plan: Plan[T], commit: bool) -> T:
         try:
             if commit:  # the write lock first, as `Database.transaction` takes it
                 connection.execute("BEGIN IMMEDIATE")
