@@ -134,27 +134,59 @@ async def test_a_write_transaction_holds_the_write_lock_from_its_start(tmp_path:
         await db.dispose()
 
 
-async def test_committing_plans_queue_on_the_writers_lock_file(tmp_path: Path) -> None:
+async def test_committing_plans_queue_for_the_turn_to_write(tmp_path: Path) -> None:
     import asyncio
-    import fcntl
-    import os
+
+    from tocsin.db.writers import Ticket, Writers
 
     path = tmp_path / "raw.db"
     async with aiosqlite.connect(path) as connection:
         await connection.execute("CREATE TABLE t (a INTEGER, b TEXT)")
         await connection.execute("INSERT INTO t VALUES (0, 'first')")
         await connection.commit()
-        ours, theirs = (os.open(tmp_path / "raw.db-writers", os.O_RDWR | os.O_CREAT) for _ in range(2))
+        ours, theirs = Writers(str(path)), Writers(str(path))  # two processes: two open files
         try:
-            fcntl.flock(theirs, fcntl.LOCK_EX)  # another process's plan holds it
-            waiting = asyncio.create_task(
-                Raw(connection, sqlite=True, writers=ours).drive(counting(False), commit=True)
-            )
+            their_turn = Ticket()
+            theirs.take(their_turn)
+            raw = Raw(connection, sqlite=True, writers=ours)
+            waiting = asyncio.create_task(raw.drive(counting(False), commit=True))
             await asyncio.sleep(0.3)
             assert not waiting.done()
-            fcntl.flock(theirs, fcntl.LOCK_UN)
+            theirs.give_back(their_turn)
             assert await asyncio.wait_for(waiting, 10) == 1
-            fcntl.flock(theirs, fcntl.LOCK_EX | fcntl.LOCK_NB)  # and ours let it go after its commit
+            again = Ticket()
+            await asyncio.wait_for(
+                asyncio.to_thread(theirs.take, again), 10
+            )  # ours let it go after its commit
+            theirs.give_back(again)
         finally:
-            os.close(ours)
-            os.close(theirs)
+            ours.close()
+            theirs.close()
+
+
+async def test_a_turn_given_up_while_waiting_is_let_go_when_it_comes(tmp_path: Path) -> None:
+    import asyncio
+
+    from tocsin.db.writers import Abandoned, Ticket, Writers
+
+    ours, theirs = Writers(str(tmp_path / "x.db")), Writers(str(tmp_path / "x.db"))
+    try:
+        their_turn, abandoned = Ticket(), Ticket()
+        theirs.take(their_turn)
+        waiting = asyncio.create_task(asyncio.to_thread(ours.take, abandoned))
+        await asyncio.sleep(0.2)
+        ours.give_back(abandoned)  # a cancelled transaction: no longer waiting
+        theirs.give_back(their_turn)
+        try:
+            await asyncio.wait_for(waiting, 10)
+            raise AssertionError("the abandoned ticket got the turn")
+        except Abandoned:
+            pass
+        fresh = Ticket()
+        await asyncio.wait_for(
+            asyncio.to_thread(theirs.take, fresh), 10
+        )  # not left held by the abandoned one
+        theirs.give_back(fresh)
+    finally:
+        ours.close()
+        theirs.close()

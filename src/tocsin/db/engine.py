@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import PoolResetState
 
 from tocsin.db.raw import Raw
+from tocsin.db.writers import Ticket, Writers
 
 
 def normalize_url(url: str) -> str:
@@ -81,7 +81,7 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time; queueing writers here avoids SQLITE_BUSY inside one process.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
-        self._writers_fd: int | None = None
+        self.writers: Writers | None = None  # SQLite on a file: see `_file_writers`
         # Called with the topics a committed transaction asked to publish (see publish_after_commit).
         self.on_commit: Callable[..., None] | None = None
         # Run in order at the end of every write transaction, before it commits: work that belongs in
@@ -105,29 +105,50 @@ class Database:
                 self._committed(session)
             return
         async with self._write_lock, self._sessions() as session:
-            async with session.begin():
-                # The write lock first: what the transaction reads stays true until it commits, also
-                # against other processes on the file (`tocsin serve --workers`, the CLI), which wait
-                # (busy_timeout) instead of failing with SQLITE_BUSY when they upgrade a read to a write.
-                await session.execute(BEGIN_IMMEDIATE)
-                yield session
-                await self._before_commit(session)
+            ticket = Ticket()
+            try:
+                async with session.begin():
+                    # The write lock first: what the transaction reads stays true until it commits,
+                    # also against other processes on the file (`tocsin serve --workers`, the CLI), which
+                    # wait their turn instead of failing with SQLITE_BUSY on upgrading a read to a write.
+                    await self._begin_immediate(session, ticket)
+                    yield session
+                    await self._before_commit(session)
+            finally:
+                if self.writers is not None:
+                    self.writers.give_back(ticket)
             self._committed(session)
+
+    async def _begin_immediate(self, session: AsyncSession, ticket: Ticket) -> None:
+        """SQLite: the turn to write (`tocsin.db.writers`), then the write lock, in one hop to the
+        connection's thread."""
+        writers = self._file_writers()
+        driver: Any = (await (await session.connection()).get_raw_connection()).driver_connection
+        run = getattr(driver, "_execute", None)
+        if writers is None or run is None:  # in memory, or an aiosqlite without `_execute`
+            await session.execute(BEGIN_IMMEDIATE)
+            return
+
+        def begin() -> None:
+            writers.take(ticket)
+            driver._conn.execute("BEGIN IMMEDIATE")
+
+        await run(begin)
 
     @asynccontextmanager
     async def raw(self) -> AsyncIterator[Raw]:
         """A pooled connection's driver, outside any session, for work that commits itself
         (`Raw.drive(plan, commit=True)`); on SQLite as this process's one writer, as `transaction` is."""
         async with self._write_lock or contextlib.nullcontext(), self.engine.connect() as connection:
-            yield await Raw.of(connection, self._writers())
+            yield await Raw.of(connection, self._file_writers())
 
-    def _writers(self) -> int | None:
-        """SQLite on a file: a lock file beside it (`tocsin.db-writers`) that committing plans queue on."""
-        if self._writers_fd is None and self.is_sqlite:
+    def _file_writers(self) -> Writers | None:
+        """SQLite on a file: the turn to write it, shared with the other processes (made on first use)."""
+        if self.writers is None and self.is_sqlite:
             database = make_url(self.url).database
             if database and database != ":memory:":
-                self._writers_fd = os.open(f"{database}-writers", os.O_RDWR | os.O_CREAT, 0o600)
-        return self._writers_fd
+                self.writers = Writers(database)
+        return self.writers
 
     async def _before_commit(self, session: AsyncSession) -> None:
         for hook in self.before_commit.values():
@@ -146,9 +167,9 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self._writers_fd is not None:
-            os.close(self._writers_fd)
-            self._writers_fd = None
+        if self.writers is not None:
+            self.writers.close()
+            self.writers = None
 
 
 BEGIN_IMMEDIATE = text("BEGIN IMMEDIATE")

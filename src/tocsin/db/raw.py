@@ -9,7 +9,6 @@ timestamptz and json), and the ORM reads them back unchanged.
 
 from __future__ import annotations
 
-import fcntl
 import json
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from typing import Any, TypeVar
 import orjson
 from psycopg.types.json import Json
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tocsin.db.writers import Ticket, Writers
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +45,12 @@ class Raw:
     methods all go through: a whole batch of statements then costs one hop to that thread, not one each.
     """
 
-    def __init__(self, driver: Any, sqlite: bool, writers: int | None = None) -> None:
+    def __init__(self, driver: Any, sqlite: bool, writers: Writers | None = None) -> None:
         self.driver, self.sqlite = driver, sqlite
-        self.writers = writers  # SQLite: a lock file's descriptor that plans which commit take first
+        self.writers = writers  # SQLite: the turn to write that plans which commit take first
 
     @classmethod
-    async def of(cls, connection: AsyncConnection, writers: int | None = None) -> Raw:
+    async def of(cls, connection: AsyncConnection, writers: Writers | None = None) -> Raw:
         fairy = await connection.get_raw_connection()
         return cls(fairy.driver_connection, connection.dialect.name == "sqlite", writers)
 
@@ -102,15 +103,14 @@ class Raw:
     def _drive_sqlite(self, plan: Plan[T], commit: bool) -> T:
         connection = self.driver._conn  # on aiosqlite's own thread: the one its connection belongs to
         writers = self.writers if commit else None
-        if writers is not None:
-            # Plans of several processes queue here, and the kernel hands the lock to the next at once:
-            # SQLite's own wait for its write lock polls, sleeping up to 100 ms between tries.
-            fcntl.flock(writers, fcntl.LOCK_EX)
+        if writers is None:
+            return self._run_plan(connection, plan, commit)
+        ticket = Ticket()
+        writers.take(ticket)  # this thread may block: the turn comes when another process lets it go
         try:
             return self._run_plan(connection, plan, commit)
         finally:
-            if writers is not None:
-                fcntl.flock(writers, fcntl.LOCK_UN)
+            writers.give_back(ticket)
 
     def _run_plan(self, connection: Any, plan: Plan[T], commit: bool) -> T:
         try:
