@@ -58,7 +58,7 @@ def build_runtime(
         policy = load_policy(settings.policy) if settings.policy else default_policy()
     return Runtime(
         settings=settings,
-        db=db or Database(settings.database_url),
+        db=db or Database(settings.database_url, shared=settings.workers > 1),
         clock=clock or SystemClock(),
         policy=policy,
     )

@@ -68,14 +68,14 @@ async def test_a_plan_runs_to_its_end_and_commits_or_rolls_back(tmp_path: Path) 
         for raw in (Raw(connection, sqlite=True), Raw(PublicOnly(connection), sqlite=True)):
             before = (await connection.execute_fetchall("SELECT count(*) FROM t"))[0][0]
             try:
-                await raw.drive(counting(fail=True), commit=True)
+                await raw.drive(lambda: counting(fail=True), commit=True)
             except LookupError:
                 pass
             else:
                 raise AssertionError("the plan's error was lost")
             assert not connection.in_transaction
             assert (await connection.execute_fetchall("SELECT count(*) FROM t"))[0][0] == before
-            assert await raw.drive(counting(fail=False), commit=True) == before
+            assert await raw.drive(lambda: counting(fail=False), commit=True) == before
             assert not connection.in_transaction  # committed: another connection sees the rows
             async with aiosqlite.connect(tmp_path / "raw.db") as other:
                 assert (await other.execute_fetchall("SELECT count(*) FROM t"))[0][0] == 2 * before
@@ -100,8 +100,8 @@ async def test_a_plan_that_commits_holds_the_write_lock_from_its_first_read(tmp_
         await connection.execute("CREATE TABLE t (a INTEGER)")
         await connection.commit()
         for raw in (Raw(connection, sqlite=True), Raw(PublicOnly(connection), sqlite=True)):
-            assert await raw.drive(locked_out(path), commit=True)
-            assert not await raw.drive(locked_out(path))  # a plan that does not commit takes no lock
+            assert await raw.drive(lambda: locked_out(path), commit=True)
+            assert not await raw.drive(lambda: locked_out(path))  # a plan that does not commit takes no lock
 
 
 async def test_a_write_transaction_holds_the_write_lock_from_its_start(tmp_path: Path) -> None:
@@ -149,7 +149,7 @@ async def test_committing_plans_queue_for_the_turn_to_write(tmp_path: Path) -> N
             their_turn = Ticket()
             theirs.take(their_turn)
             raw = Raw(connection, sqlite=True, writers=ours)
-            waiting = asyncio.create_task(raw.drive(counting(False), commit=True))
+            waiting = asyncio.create_task(raw.drive(lambda: counting(False), commit=True))
             await asyncio.sleep(0.3)
             assert not waiting.done()
             theirs.give_back(their_turn)
@@ -190,3 +190,41 @@ async def test_a_turn_given_up_while_waiting_is_let_go_when_it_comes(tmp_path: P
     finally:
         ours.close()
         theirs.close()
+
+
+async def test_a_plan_read_ahead_writes_only_if_its_reads_still_hold(tmp_path: Path) -> None:
+    from tocsin.db.writers import Writers
+
+    path = tmp_path / "raw.db"
+    made: list[int] = []
+
+    def plan(meddle: bool) -> Plan[int]:
+        """`counting`, and on its first run another process adds a row right after the plan's read."""
+        made.append(1)
+        rows: Rows = yield [Step("SELECT count(*) FROM t")]
+        (count,) = rows[0][0]
+        if meddle and len(made) == 1:
+            other = sqlite3.connect(path)
+            other.execute("INSERT INTO t VALUES (-1, 'theirs')")
+            other.commit()
+            other.close()
+        yield [Step("INSERT INTO t VALUES (?, ?)", [(i, "new") for i in range(count)], many=True)]
+        return int(count)
+
+    async with aiosqlite.connect(path) as connection:
+        await connection.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+        await connection.execute("INSERT INTO t VALUES (0, 'first')")
+        await connection.commit()
+        writers = Writers(str(path))
+        try:
+            raw = Raw(connection, sqlite=True, writers=writers, ahead=True)
+            assert await raw.drive(lambda: plan(meddle=False), commit=True) == 1
+            assert len(made) == 1  # read ahead, read again in turn, unchanged: written as planned
+            made.clear()
+            # 2 rows; the first run reads 2, then another process adds one: in turn the plan starts over.
+            assert await raw.drive(lambda: plan(meddle=True), commit=True) == 3
+            assert len(made) == 2
+            async with aiosqlite.connect(path) as other:
+                assert (await other.execute_fetchall("SELECT count(*) FROM t"))[0][0] == 6
+        finally:
+            writers.close()

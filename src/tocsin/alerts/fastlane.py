@@ -91,9 +91,14 @@ async def apply(
         return None
     now = clock.now()
     async with db.raw() as raw:
-        plans = [_plan(raw, policy, integration, signals, new_alert, now) for integration, signals in batches]
+
+        def plan() -> Plan[list[list[Outcome]]]:
+            return _each(
+                [_plan(raw, policy, integration, signals, new_alert, now) for integration, signals in batches]
+            )
+
         try:
-            return await raw.drive(_each(plans), commit=True)
+            return await raw.drive(plan, commit=True)
         except NotForThisLane:
             return None
 

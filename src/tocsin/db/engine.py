@@ -74,8 +74,9 @@ def create_engine(url: str) -> AsyncEngine:
 class Database:
     """One engine plus the two ways in: `session()` to read and `transaction()` to write."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, shared: bool = False) -> None:
         self.url = normalize_url(url)
+        self.shared = shared  # written by several processes of this Tocsin (`tocsin serve --workers`)
         self.engine = create_engine(self.url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -140,7 +141,7 @@ class Database:
         """A pooled connection's driver, outside any session, for work that commits itself
         (`Raw.drive(plan, commit=True)`); on SQLite as this process's one writer, as `transaction` is."""
         async with self._write_lock or contextlib.nullcontext(), self.engine.connect() as connection:
-            yield await Raw.of(connection, self._file_writers())
+            yield await Raw.of(connection, self._file_writers(), ahead=self.shared)
 
     def _file_writers(self) -> Writers | None:
         """SQLite on a file: the turn to write it, shared with the other processes (made on first use)."""

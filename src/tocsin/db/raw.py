@@ -10,7 +10,7 @@ timestamptz and json), and the ORM reads them back unchanged.
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -38,6 +38,21 @@ Rows = list[list[tuple[Any, ...]]]
 Plan = Generator[list[Step], Rows, T]
 
 
+def _reads(step: Step) -> bool:
+    return not step.many and step.sql.lstrip()[:6].upper() == "SELECT"
+
+
+@dataclass(slots=True)
+class Ahead:
+    """A plan run ahead to its first writes: the reads with their rows, and the writes it then yielded
+    (None if it ended without any, with `result`)."""
+
+    plan: Plan[Any]
+    reads: list[tuple[list[Step], Rows]]
+    pending: list[Step] | None
+    result: Any = None
+
+
 class Raw:
     """The driver connection under a session (aiosqlite or psycopg), in the session's transaction.
 
@@ -45,14 +60,19 @@ class Raw:
     methods all go through: a whole batch of statements then costs one hop to that thread, not one each.
     """
 
-    def __init__(self, driver: Any, sqlite: bool, writers: Writers | None = None) -> None:
+    def __init__(
+        self, driver: Any, sqlite: bool, writers: Writers | None = None, ahead: bool = False
+    ) -> None:
         self.driver, self.sqlite = driver, sqlite
         self.writers = writers  # SQLite: the turn to write that plans which commit take first
+        self.ahead = ahead  # SQLite written by several processes: plans read ahead (`_read_ahead`)
 
     @classmethod
-    async def of(cls, connection: AsyncConnection, writers: Writers | None = None) -> Raw:
+    async def of(
+        cls, connection: AsyncConnection, writers: Writers | None = None, ahead: bool = False
+    ) -> Raw:
         fairy = await connection.get_raw_connection()
-        return cls(fairy.driver_connection, connection.dialect.name == "sqlite", writers)
+        return cls(fairy.driver_connection, connection.dialect.name == "sqlite", writers, ahead)
 
     def _sql(self, sql: str) -> str:
         return sql if self.sqlite else sql.replace("?", "%s")
@@ -78,12 +98,14 @@ class Raw:
                 cursors.append(cursor)
         return [list(await cursor.fetchall()) if cursor.description else [] for cursor in cursors]
 
-    async def drive(self, plan: Plan[T], commit: bool = False) -> T:
-        """Run a plan to its end, and commit if asked (rolled back if the plan raises): on SQLite all of
-        it, the Python between its trips and the commit included, in one call on aiosqlite's thread (no
-        hop back to the event loop between reads and writes); elsewhere one `run` a trip."""
+    async def drive(self, make: Callable[[], Plan[T]], commit: bool = False) -> T:
+        """Run a plan (`make()` builds it) to its end, and commit if asked (rolled back if the plan
+        raises): on SQLite all of it, the Python between its trips and the commit included, in one call
+        on aiosqlite's thread (no hop back to the event loop between reads and writes); elsewhere one
+        `run` a trip. With `ahead` (SQLite written by several processes), see `_read_ahead`."""
         if self.sqlite and getattr(self.driver, "_execute", None) is not None:
-            return await self.driver._execute(self._drive_sqlite, plan, commit)  # type: ignore[no-any-return]
+            return await self.driver._execute(self._drive_sqlite, make, commit)  # type: ignore[no-any-return]
+        plan = make()
         try:
             if commit and self.sqlite:
                 await self.driver.execute("BEGIN IMMEDIATE")
@@ -100,34 +122,61 @@ class Raw:
             await self.driver.commit()
         return result
 
-    def _drive_sqlite(self, plan: Plan[T], commit: bool) -> T:
+    def _drive_sqlite(self, make: Callable[[], Plan[T]], commit: bool) -> T:
         connection = self.driver._conn  # on aiosqlite's own thread: the one its connection belongs to
-        writers = self.writers if commit else None
-        if writers is None:
-            return self._run_plan(connection, plan, commit)
+        if not commit:
+            return self._continue(make())
+        ahead = self._read_ahead(make()) if self.ahead and self.writers is not None else None
+        if ahead is not None and ahead.pending is None:
+            return ahead.result  # type: ignore[no-any-return]  # it only read: nothing to commit
         ticket = Ticket()
-        writers.take(ticket)  # this thread may block: the turn comes when another process lets it go
+        if self.writers is not None:  # this thread may block: the turn comes when another process ends its
+            self.writers.take(ticket)
         try:
-            return self._run_plan(connection, plan, commit)
+            connection.execute("BEGIN IMMEDIATE")  # the write lock first, as `Database.transaction` takes it
+            result: T
+            try:
+                if ahead is not None and all(self._run_sqlite(steps) == rows for steps, rows in ahead.reads):
+                    result = self._continue(ahead.plan, ahead.pending)
+                else:  # not run ahead, or what it read has changed since: from the start, in turn
+                    result = self._continue(make())
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+            return result
         finally:
-            writers.give_back(ticket)
+            if self.writers is not None:
+                self.writers.give_back(ticket)
 
-    def _run_plan(self, connection: Any, plan: Plan[T], commit: bool) -> T:
+    def _continue(self, plan: Plan[T], pending: list[Step] | None = None) -> T:
+        """The plan's trips to its end (from `pending`, the steps it last yielded, if given)."""
         try:
-            if commit:  # the write lock first, as `Database.transaction` takes it
-                connection.execute("BEGIN IMMEDIATE")
-            steps = next(plan)
+            steps = pending if pending is not None else next(plan)
             while True:
                 steps = plan.send(self._run_sqlite(steps))
         except StopIteration as finished:
-            result: T = finished.value
-        except BaseException:
-            if commit:
-                connection.rollback()
-            raise
-        if commit:
-            connection.commit()
-        return result
+            return finished.value  # type: ignore[no-any-return]
+
+    def _read_ahead(self, plan: Plan[T]) -> Ahead:
+        """The plan run up to its first writes, outside any transaction and without the turn to write.
+
+        When several processes write one SQLite file, the Python of a plan (for the storm lane: building
+        and encoding every new alert) is most of its time. Run ahead like this, it overlaps another
+        process's turn instead of waiting for its own. In turn, every read is run again: only if each
+        returns the same rows are the writes the plan decided from them still right; else the plan
+        starts over, in turn.
+        """
+        reads: list[tuple[list[Step], Rows]] = []
+        try:
+            steps = next(plan)
+            while all(_reads(step) for step in steps):
+                rows = self._run_sqlite(steps)
+                reads.append((steps, rows))
+                steps = plan.send(rows)
+        except StopIteration as finished:
+            return Ahead(plan, reads, None, finished.value)
+        return Ahead(plan, reads, steps)
 
     async def _step_sqlite(self, step: Step) -> list[tuple[Any, ...]]:
         if step.many:
