@@ -3,13 +3,17 @@ themselves, on a real SQLite."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from sqlalchemy import text
 
+from tocsin.db.engine import Database
 from tocsin.db.raw import Plan, Raw, Rows, Step
+from tocsin.db.writers import Abandoned, Ticket, Writers
 
 
 class PublicOnly:
@@ -105,10 +109,6 @@ async def test_a_plan_that_commits_holds_the_write_lock_from_its_first_read(tmp_
 
 
 async def test_a_write_transaction_holds_the_write_lock_from_its_start(tmp_path: Path) -> None:
-    from sqlalchemy import text
-
-    from tocsin.db.engine import Database
-
     path = tmp_path / "tx.db"
     db = Database(f"sqlite:///{path}")
     try:
@@ -134,11 +134,14 @@ async def test_a_write_transaction_holds_the_write_lock_from_its_start(tmp_path:
         await db.dispose()
 
 
+async def free(writers: Writers) -> None:
+    """The turn can be had (within 10 s), then is given back."""
+    ticket = Ticket()
+    await asyncio.wait_for(asyncio.to_thread(writers.take, ticket), 10)
+    writers.give_back(ticket)
+
+
 async def test_committing_plans_queue_for_the_turn_to_write(tmp_path: Path) -> None:
-    import asyncio
-
-    from tocsin.db.writers import Ticket, Writers
-
     path = tmp_path / "raw.db"
     async with aiosqlite.connect(path) as connection:
         await connection.execute("CREATE TABLE t (a INTEGER, b TEXT)")
@@ -154,21 +157,13 @@ async def test_committing_plans_queue_for_the_turn_to_write(tmp_path: Path) -> N
             assert not waiting.done()
             theirs.give_back(their_turn)
             assert await asyncio.wait_for(waiting, 10) == 1
-            again = Ticket()
-            await asyncio.wait_for(
-                asyncio.to_thread(theirs.take, again), 10
-            )  # ours let it go after its commit
-            theirs.give_back(again)
+            await free(theirs)  # ours let it go after its commit
         finally:
             ours.close()
             theirs.close()
 
 
 async def test_a_turn_given_up_while_waiting_is_let_go_when_it_comes(tmp_path: Path) -> None:
-    import asyncio
-
-    from tocsin.db.writers import Abandoned, Ticket, Writers
-
     ours, theirs = Writers(str(tmp_path / "x.db")), Writers(str(tmp_path / "x.db"))
     try:
         their_turn, abandoned = Ticket(), Ticket()
@@ -182,19 +177,13 @@ async def test_a_turn_given_up_while_waiting_is_let_go_when_it_comes(tmp_path: P
             raise AssertionError("the abandoned ticket got the turn")
         except Abandoned:
             pass
-        fresh = Ticket()
-        await asyncio.wait_for(
-            asyncio.to_thread(theirs.take, fresh), 10
-        )  # not left held by the abandoned one
-        theirs.give_back(fresh)
+        await free(theirs)  # not left held by the abandoned one
     finally:
         ours.close()
         theirs.close()
 
 
 async def test_a_plan_read_ahead_writes_only_if_its_reads_still_hold(tmp_path: Path) -> None:
-    from tocsin.db.writers import Writers
-
     path = tmp_path / "raw.db"
     made: list[int] = []
 

@@ -4,7 +4,7 @@ An alert storm is thousands of small POSTs a second, and a status page during an
 GETs; each layer of the JSON API's middleware and its router (a hundred routes matched in turn) costs
 more than the work itself. The app (`tocsin.app.App`) asks the front door first, before any middleware
 of its own or FastAPI's; the front door matches the few fast paths and answers them directly, still
-counted in Tocsin's metrics. Bodies are limited by the handlers (`read_body`).
+counted in Tocsin's metrics. (The ingest routes are direct routes, `tocsin.web.direct`, mounted here too.)
 """
 
 from __future__ import annotations
