@@ -81,6 +81,7 @@ class DirectProtocol(HttpToolsProtocol):
     answers: Answers = staticmethod(lambda method, url: None)
     table: Table | None = None
     metrics: Metrics | None = None
+    bound = False  # the sources above were given (`serving`), not to be found on the app's state
     _answered = False  # the request being parsed was answered whole here: its body and end are ignored
     _taken: _Taken | None = None  # the request being parsed goes to a direct route
 
@@ -94,8 +95,6 @@ class DirectProtocol(HttpToolsProtocol):
             self.table = getattr(state, "direct", None)
             runtime = getattr(state, "runtime", None)
             self.metrics = runtime.metrics if runtime is not None else None
-
-    bound = False
 
     @classmethod
     def serving(
