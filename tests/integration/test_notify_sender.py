@@ -214,8 +214,7 @@ async def test_payload_coalesced_while_sending_is_sent_again_as_an_update(
 
 
 async def test_two_senders_race_on_200_messages_each_delivered_once(db: Database, clock: FakeClock) -> None:
-    if db.is_sqlite:
-        pytest.skip("SQLite runs one sender per process")
+    """Two outbox senders, each with its own database engine, as `tocsin serve --workers` runs them."""
     async with db.transaction() as session:
         for i in range(200):
             await service.enqueue(
