@@ -13,18 +13,15 @@ import logging
 import time
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from tocsin.health.metrics import Metrics
+from tocsin.web import direct
 
 log = logging.getLogger("tocsin.alerts")
-UNAVAILABLE = JSONResponse(
-    {"error": {"code": "unavailable", "message": "the alert could not be stored; retry", "field": None}},
-    status_code=503,
-    headers={"Retry-After": "5"},
-)
+UNAVAILABLE = Response(direct.UNAVAILABLE.body, 503, headers=dict(direct.UNAVAILABLE.headers))
 
 
 class FrontDoor:
@@ -61,8 +58,8 @@ class FrontDoor:
             response = await route.endpoint(Request(scope, receive))
             await response(scope, receive, sending)
         except Exception:
-            # Nothing was committed (a 2xx is only sent after the commit): say so, and that a retry is welcome.
-            log.exception("ingest request to %s failed", scope["path"])
+            # The request did not complete (an ingest 2xx is only sent after its commit): a retry is welcome.
+            log.exception("request to %s failed", scope["path"])
             if not status:
                 await UNAVAILABLE(scope, receive, sending)
         finally:

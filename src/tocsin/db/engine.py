@@ -83,6 +83,8 @@ class Database:
         # SQLite has one writer at a time; queueing writers here avoids SQLITE_BUSY inside one process.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self.writers: Writers | None = None  # SQLite on a file: see `_file_writers`
+        database = make_url(self.url).database if self.is_sqlite else None
+        self._file = database if database and database != ":memory:" else None
         # Called with the topics a committed transaction asked to publish (see publish_after_commit).
         self.on_commit: Callable[..., None] | None = None
         # Run in order at the end of every write transaction, before it commits: work that belongs in
@@ -112,29 +114,14 @@ class Database:
                     # The write lock first: what the transaction reads stays true until it commits,
                     # also against other processes on the file (`tocsin serve --workers`, the CLI), which
                     # wait their turn instead of failing with SQLITE_BUSY on upgrading a read to a write.
-                    await self._begin_immediate(session, ticket)
+                    raw = await Raw.of(await session.connection(), self._file_writers())
+                    await raw.begin(ticket)
                     yield session
                     await self._before_commit(session)
             finally:
                 if self.writers is not None:
                     self.writers.give_back(ticket)
             self._committed(session)
-
-    async def _begin_immediate(self, session: AsyncSession, ticket: Ticket) -> None:
-        """SQLite: the turn to write (`tocsin.db.writers`), then the write lock, in one hop to the
-        connection's thread."""
-        writers = self._file_writers()
-        driver: Any = (await (await session.connection()).get_raw_connection()).driver_connection
-        run = getattr(driver, "_execute", None)
-        if writers is None or run is None:  # in memory, or an aiosqlite without `_execute`
-            await session.execute(BEGIN_IMMEDIATE)
-            return
-
-        def begin() -> None:
-            writers.take(ticket)
-            driver._conn.execute("BEGIN IMMEDIATE")
-
-        await run(begin)
 
     @asynccontextmanager
     async def raw(self) -> AsyncIterator[Raw]:
@@ -145,10 +132,8 @@ class Database:
 
     def _file_writers(self) -> Writers | None:
         """SQLite on a file: the turn to write it, shared with the other processes (made on first use)."""
-        if self.writers is None and self.is_sqlite:
-            database = make_url(self.url).database
-            if database and database != ":memory:":
-                self.writers = Writers(database)
+        if self.writers is None and self._file is not None:
+            self.writers = Writers(self._file)
         return self.writers
 
     async def _before_commit(self, session: AsyncSession) -> None:
@@ -173,7 +158,6 @@ class Database:
             self.writers = None
 
 
-BEGIN_IMMEDIATE = text("BEGIN IMMEDIATE")
 _TOPICS = "tocsin.publish"
 _AFTER = "tocsin.after_commit"
 

@@ -1,14 +1,16 @@
-"""Driver-level statements inside a session's transaction, for the hot paths where SQLAlchemy's own
+"""Driver-level statements on a pooled connection, for the hot paths where SQLAlchemy's own
 per-statement cost (compiling, type processing, the async adaption: about a millisecond a statement
 on a busy two-core machine) is most of the work.
 
-SQL is written once with `?` placeholders; values go through `time` and `json` so that they are stored
+SQL is written once with `?` placeholders; values go through `time`, `json` (SQLite) and `records`
+(PostgreSQL's new rows) so that they are stored
 as SQLAlchemy stores them (SQLite: `YYYY-MM-DD HH:MM:SS.ffffff` UTC text and JSON text; PostgreSQL:
 timestamptz and json), and the ORM reads them back unchanged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -16,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
-from psycopg.types.json import Json
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tocsin.db.writers import Ticket, Writers
@@ -38,6 +39,13 @@ Rows = list[list[tuple[Any, ...]]]
 Plan = Generator[list[Step], Rows, T]
 
 
+def _dumps(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # what orjson refuses (integers past 64 bits, keys not strings), json takes
+        return json.dumps(value, default=lambda instant: instant.isoformat())
+
+
 def _reads(step: Step) -> bool:
     return not step.many and step.sql.lstrip()[:6].upper() == "SELECT"
 
@@ -54,7 +62,7 @@ class Ahead:
 
 
 class Raw:
-    """The driver connection under a session (aiosqlite or psycopg), in the session's transaction.
+    """The driver connection (aiosqlite or psycopg) of a pooled connection (`Database.raw`).
 
     On SQLite the statements run on aiosqlite's thread through its `_execute`, the one call its own
     methods all go through: a whole batch of statements then costs one hop to that thread, not one each.
@@ -105,22 +113,26 @@ class Raw:
         `run` a trip. With `ahead` (SQLite written by several processes), see `_read_ahead`."""
         if self.sqlite and getattr(self.driver, "_execute", None) is not None:
             return await self.driver._execute(self._drive_sqlite, make, commit)  # type: ignore[no-any-return]
-        plan = make()
+        plan, ticket = make(), Ticket()
         try:
-            if commit and self.sqlite:
-                await self.driver.execute("BEGIN IMMEDIATE")
-            steps = next(plan)
-            while True:
-                steps = plan.send(await self.run(*steps))
-        except StopIteration as finished:
-            result: T = finished.value
-        except BaseException:
+            try:
+                if commit and self.sqlite:
+                    await self.begin(ticket)
+                steps = next(plan)
+                while True:
+                    steps = plan.send(await self.run(*steps))
+            except StopIteration as finished:
+                result: T = finished.value
+            except BaseException:
+                if commit:
+                    await self.driver.rollback()
+                raise
             if commit:
-                await self.driver.rollback()
-            raise
-        if commit:
-            await self.driver.commit()
-        return result
+                await self.driver.commit()
+            return result
+        finally:
+            if self.writers is not None:  # after the commit: only then may the next process write
+                self.writers.give_back(ticket)
 
     def _drive_sqlite(self, make: Callable[[], Plan[T]], commit: bool) -> T:
         connection = self.driver._conn  # on aiosqlite's own thread: the one its connection belongs to
@@ -130,10 +142,8 @@ class Raw:
         if ahead is not None and ahead.pending is None:
             return ahead.result  # type: ignore[no-any-return]  # it only read: nothing to commit
         ticket = Ticket()
-        if self.writers is not None:  # this thread may block: the turn comes when another process ends its
-            self.writers.take(ticket)
         try:
-            connection.execute("BEGIN IMMEDIATE")  # the write lock first, as `Database.transaction` takes it
+            self._begin(ticket)
             result: T
             try:
                 if ahead is not None and all(self._run_sqlite(steps) == rows for steps, rows in ahead.reads):
@@ -148,6 +158,24 @@ class Raw:
         finally:
             if self.writers is not None:
                 self.writers.give_back(ticket)
+
+    async def begin(self, ticket: Ticket) -> None:
+        """SQLite: open a write transaction as every one is (`_begin`), in one hop to the connection's
+        thread. The caller gives the turn back (`Writers.give_back(ticket)`) once it has committed."""
+        on_its_thread = getattr(self.driver, "_execute", None)
+        if on_its_thread is not None:
+            await on_its_thread(self._begin, ticket)
+            return
+        if self.writers is not None:  # an aiosqlite without `_execute`: the turn on a thread of its own
+            await asyncio.to_thread(self.writers.take, ticket)
+        await self.driver.execute("BEGIN IMMEDIATE")
+
+    def _begin(self, ticket: Ticket) -> None:
+        """On the connection's thread, which may block here: the turn to write the file (when there is a
+        file), then SQLite's write lock, before the transaction's first read."""
+        if self.writers is not None:
+            self.writers.take(ticket)
+        self.driver._conn.execute("BEGIN IMMEDIATE")
 
     def _continue(self, plan: Plan[T], pending: list[Step] | None = None) -> T:
         """The plan's trips to its end (from `pending`, the steps it last yielded, if given)."""
@@ -210,20 +238,13 @@ class Raw:
             return datetime.fromisoformat(value).replace(tzinfo=UTC)
         return value.astimezone(UTC)  # type: ignore[no-any-return]
 
-    def json(self, value: Any) -> Any:
-        if not self.sqlite:
-            return Json(value)
-        try:
-            return orjson.dumps(value).decode()
-        except TypeError:  # what orjson refuses (integers past 64 bits, keys not strings), json takes
-            return json.dumps(value)
+    def json(self, value: Any) -> str:
+        """SQLite: a JSON column's value as the text it stores."""
+        return _dumps(value)
 
     def records(self, rows: list[dict[str, Any]]) -> str:
         """PostgreSQL: rows as one JSON array for `json_populate_recordset` (instants as RFC 3339 text)."""
-        try:
-            return orjson.dumps(rows).decode()
-        except TypeError:  # what orjson refuses (integers past 64 bits, keys not strings), json takes
-            return json.dumps(rows, default=lambda value: value.isoformat())
+        return _dumps(rows)
 
     def read_json(self, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str | bytes) else value

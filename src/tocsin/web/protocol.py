@@ -59,6 +59,7 @@ class _Taken:
         "disconnected",
         "keep_alive",
         "params",
+        "query",
         "response_complete",
         "route",
         "size",
@@ -66,8 +67,8 @@ class _Taken:
     )
     message_event = _Event()
 
-    def __init__(self, route: Direct, params: dict[str, str], keep_alive: bool) -> None:
-        self.route, self.params, self.keep_alive = route, params, keep_alive
+    def __init__(self, route: Direct, params: dict[str, str], query: str, keep_alive: bool) -> None:
+        self.route, self.params, self.query, self.keep_alive = route, params, query, keep_alive
         self.body: list[bytes] = []
         self.size = 0
         self.response_complete = False  # uvicorn's name: set once the answer is written
@@ -155,14 +156,14 @@ class DirectProtocol(HttpToolsProtocol):
     def _take(self, method: str) -> bool:
         """Take this request if a direct route serves it: it becomes the connection's current cycle."""
         assert self.table is not None
-        raw_path = httptools.parse_url(self.url).path.decode("ascii")
+        url = httptools.parse_url(self.url)
+        raw_path = url.path.decode("ascii")
         path = urllib.parse.unquote(raw_path) if "%" in raw_path else raw_path
         found = self.table.match(path, method)
         if found is None:
             return False
         route, params = found
-        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
-        self._taken = taken = _Taken(route, params, keep_alive)
+        self._taken = taken = _Taken(route, params, (url.query or b"").decode("latin-1"), self._keep_alive())
         self.cycle = taken  # type: ignore[assignment]  # uvicorn reads only the attributes _Taken has
         self.scope["method"] = method
         self.scope["path"] = path
@@ -176,11 +177,8 @@ class DirectProtocol(HttpToolsProtocol):
     def _call(self, taken: _Taken) -> Call:
         assert self.table is not None
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in self.headers}
-        query = httptools.parse_url(self.url).query or b""
         body = b"".join(taken.body)
-        return Call(
-            self.table.state, self.scope["method"], headers, query.decode("latin-1"), taken.params, body
-        )
+        return Call(self.table.state, self.scope["method"], headers, taken.query, taken.params, body)
 
     def _refuse(self, taken: _Taken) -> None:
         """Past the body limit: the route's 413, and the connection closed (the rest of the body unread)."""
@@ -217,8 +215,11 @@ class DirectProtocol(HttpToolsProtocol):
 
     # -- ready answers ---------------------------------------------------------------------------------
 
+    def _keep_alive(self) -> bool:
+        return self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+
     def _write_ready(self, ready: Ready, head_only: bool) -> None:
-        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        keep_alive = self._keep_alive()
         defaults = b"".join(b"%s: %s\r\n" % pair for pair in self.server_state.default_headers)
         closing = b"" if keep_alive else b"connection: close\r\n"
         self.transport.writelines([ready.head, defaults, closing, b"\r\n", b"" if head_only else ready.body])
