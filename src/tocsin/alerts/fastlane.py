@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Table
 
-from tocsin.alerts import grouping, silences
+from tocsin.alerts import grouping, openkeys, silences
 from tocsin.alerts.integrations import IntegrationInfo
 from tocsin.alerts.models import Alert
 from tocsin.alerts.signals import NewAlert, Outcome, Repeat, Signal
@@ -36,8 +36,6 @@ _TIMES = {c.name for c in _table.columns if isinstance(c.type, UTCDateTime)}
 _JSON = {c.name for c in _table.columns if isinstance(c.type, JSON)}
 _ROW = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
 
-_OPEN = "SELECT id, dedup_key, incident_id FROM alerts WHERE integration_id = ? AND status != 'resolved'"
-_OPEN_IN = _OPEN + " AND dedup_key IN ({})"
 # PostgreSQL: one index probe per key, whatever the table's statistics say (with none, or stale ones, the
 # planner scanned every open alert of the integration for `dedup_key = ANY(...)`: 13 ms at 54,000).
 _OPEN_EACH = (
@@ -91,10 +89,16 @@ async def apply(
         return None
     now = clock.now()
     async with db.raw() as raw:
+        found = openkeys.of(db.engine) if raw.sqlite else None
+        if found is not None:
+            await found.catch_up(raw)
 
         def plan() -> Plan[list[list[Outcome]]]:
             return _each(
-                [_plan(raw, policy, integration, signals, new_alert, now) for integration, signals in batches]
+                [
+                    _plan(raw, found, policy, integration, signals, new_alert, now)
+                    for integration, signals in batches
+                ]
             )
 
         try:
@@ -112,6 +116,7 @@ def _each(plans: list[Plan[list[Outcome]]]) -> Plan[list[list[Outcome]]]:
 
 def _plan(
     raw: Raw,
+    found: openkeys.OpenKeys | None,
     policy: Policy,
     integration: IntegrationInfo,
     signals: Sequence[Signal],
@@ -120,9 +125,8 @@ def _plan(
 ) -> Plan[list[Outcome]]:
     keys = list(dict.fromkeys(s.dedup_key for s in signals))
     known: dict[str, tuple[int, int | None]] = {}
-    if raw.sqlite:
-        parts = [keys[i : i + CHUNK] for i in range(0, len(keys), CHUNK)]
-        lookups = [Step(_OPEN_IN.format(", ".join("?" * len(p))), [integration.id, *p]) for p in parts]
+    if found is not None:  # SQLite: the open alerts' map, checked against the database
+        lookups = [found.lookup(integration.id, keys[i : i + CHUNK]) for i in range(0, len(keys), CHUNK)]
     else:  # one array parameter: PostgreSQL plans it several times faster than a long IN list
         lookups = [Step(_OPEN_EACH, [keys, integration.id])]
     for rows in (yield lookups):

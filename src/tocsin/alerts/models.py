@@ -33,15 +33,15 @@ class Alert(Base):
 
     __tablename__ = "alerts"
     __table_args__ = (
-        # One open alert per (integration, dedup key): repeats find it, a resolved one makes room for a new one.
+        # One open alert per (integration, dedup key): repeats find it, a resolved one makes room for a new
+        # one. PostgreSQL only: on SQLite each process maps open alerts in memory (`alerts.openkeys`).
         Index(
             "uq_alerts_open_dedup",
             "integration_id",
             "dedup_key",
             unique=True,
-            sqlite_where=text("status != 'resolved'"),
             postgresql_where=text("status != 'resolved'"),
-        ),
+        ).ddl_if(dialect="postgresql"),
         Index("ix_alerts_incident", "incident_id"),
         Index("ix_alerts_status_ends", "status", "ends_at"),
     )

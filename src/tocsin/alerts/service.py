@@ -10,12 +10,13 @@ from typing import Protocol
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tocsin.alerts import fastlane, grouping, silences
+from tocsin.alerts import fastlane, grouping, openkeys, silences
 from tocsin.alerts.integrations import IntegrationInfo
 from tocsin.alerts.models import Alert, AlertGroup
 from tocsin.alerts.signals import NewAlert, Outcome, Repeat, Signal
 from tocsin.core.clock import Clock
 from tocsin.db.engine import advisory_lock
+from tocsin.db.raw import Raw
 from tocsin.incidents import service as incidents
 from tocsin.incidents.lifecycle import Status, is_open
 from tocsin.incidents.models import Incident
@@ -85,10 +86,21 @@ _OPEN = select(
 
 async def _open_alerts(session: AsyncSession, integration_id: int, keys: Sequence[str]) -> dict[str, Known]:
     found: dict[str, Known] = {}
-    for i in range(0, len(keys), fastlane.CHUNK):
-        rows = await session.execute(
-            _OPEN, {"integration": integration_id, "keys": keys[i : i + fastlane.CHUNK]}
-        )
+    parts = [keys[i : i + fastlane.CHUNK] for i in range(0, len(keys), fastlane.CHUNK)]
+    connection = await session.connection()
+    if connection.dialect.name == "sqlite":  # no index by key: the open alerts' map
+        await session.flush()  # what this transaction added, for the statements below
+        raw = await Raw.of(connection)
+        known = openkeys.of(connection.engine)
+        await known.catch_up(raw)
+        for part in parts:
+            for id_, key, incident_id, status, summary in (
+                await raw.run(known.lookup(integration_id, part, "status, summary"))
+            )[0]:
+                found[key] = Known(id_, status, incident_id, summary)
+        return found
+    for part in parts:
+        rows = await session.execute(_OPEN, {"integration": integration_id, "keys": part})
         for id_, key, status, incident_id, summary in rows:
             found[key] = Known(id_, status, incident_id, summary)
     return found

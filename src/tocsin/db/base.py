@@ -45,3 +45,14 @@ class Base(DeclarativeBase):
         list[str]: JSON,
         list[Any]: JSON,
     }
+
+
+def on_dialect(dialect: str) -> Any:
+    """Alembic's `include_object` for a database: leaves out what the models create only elsewhere
+    (`Index(...).ddl_if(dialect=...)`), which autogenerate would otherwise report as missing."""
+
+    def include(obj: Any, _name: str | None, _kind: str, _reflected: bool, _compare_to: Any) -> bool:
+        only = getattr(obj, "_ddl_if", None)
+        return only is None or only.dialect in (None, dialect)
+
+    return include

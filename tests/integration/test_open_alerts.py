@@ -1,0 +1,136 @@
+"""One open alert per (integration, dedup key), whichever process sees the key: on SQLite each process's
+map of open alerts (`alerts.openkeys`), on PostgreSQL the unique index."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tocsin.alerts import integrations, openkeys
+from tocsin.alerts.integrations import IntegrationInfo
+from tocsin.alerts.models import Alert
+from tocsin.alerts.signals import Signal
+from tocsin.app import build_runtime
+from tocsin.config import Settings
+from tocsin.db.engine import Database
+from tocsin.runtime import Runtime
+from tocsin.testing import FakeClock, migrated_sqlite
+
+
+@pytest.fixture
+async def other(rt: Runtime, database_url: str, clock: FakeClock) -> AsyncIterator[Runtime]:
+    """A second runtime on the same database, as a second `tocsin serve --workers` process would be."""
+    second = build_runtime(Settings(database_url=database_url, background=False), clock=clock)
+    yield second
+    await second.ingestor.close()
+    await second.db.dispose()
+    await rt.ingestor.close()
+
+
+async def integration(rt: Runtime, clock: FakeClock) -> IntegrationInfo:
+    async with rt.db.transaction() as session:
+        row, _ = await integrations.create(
+            session,
+            clock,
+            rt.policy,
+            name="prom",
+            kind="prometheus",
+            service=None,
+            severity_rules=[],
+            actor="t",
+        )
+        return integrations.info(row)
+
+
+def fire(*keys: str) -> list[Signal]:
+    return [Signal(action="trigger", dedup_key=key, summary=f"{key} is down") for key in keys]
+
+
+async def results(rt: Runtime, info: IntegrationInfo, signals: list[Signal]) -> list[str]:
+    return [outcome.result for outcome in await rt.ingestor.submit(info, signals)]
+
+
+async def open_alerts(rt: Runtime) -> dict[str, tuple[int, int]]:
+    """Dedup key -> (open alerts, times seen), and every key with at most one open alert."""
+    async with rt.db.session() as session:
+        rows = (
+            await session.execute(select(Alert.dedup_key, Alert.count).where(Alert.status != "resolved"))
+        ).all()
+    found: dict[str, tuple[int, int]] = {}
+    for key, count in rows:
+        alerts, seen = found.get(key, (0, 0))
+        found[key] = (alerts + 1, seen + count)
+    return found
+
+
+async def test_each_process_finds_what_the_other_opened_and_resolved(
+    rt: Runtime, other: Runtime, clock: FakeClock
+) -> None:
+    info = await integration(rt, clock)
+    assert await results(other, info, fire("warm")) == ["opened"]  # the other's map is read now
+    assert await results(rt, info, fire("a", "b", "c")) == ["opened"] * 3
+    # Opened after the other process last looked: it still finds them, in the lane and on the full path.
+    assert await results(other, info, fire("a", "b", "new")) == ["repeated", "repeated", "opened"]
+    resolve_b = Signal(action="resolve", dedup_key="b")
+    assert [o.result for o in await other.ingestor.submit(info, [*fire("c"), resolve_b])] == [
+        "repeated",
+        "resolved",
+    ]
+    # `rt` has b in its map from when it opened it; resolved since, b opens anew.
+    assert await results(rt, info, fire("b", "a")) == ["opened", "repeated"]
+    assert await results(other, info, fire("b")) == ["repeated"]
+    assert await open_alerts(rt) == {
+        "warm": (1, 1),
+        "a": (1, 3),
+        "b": (1, 2),
+        "c": (1, 2),
+        "new": (1, 1),
+    }
+
+
+async def test_two_processes_sending_the_same_new_keys_at_once_open_each_once(
+    rt: Runtime, other: Runtime, clock: FakeClock
+) -> None:
+    info = await integration(rt, clock)
+    keys = [f"k{i}" for i in range(40)]
+    for start in range(0, 40, 10):
+        batch = keys[start : start + 10]
+        await asyncio.gather(
+            *(rt.ingestor.submit(info, fire(key)) for key in batch),
+            *(other.ingestor.submit(info, fire(key)) for key in reversed(batch)),
+        )
+    assert await open_alerts(rt) == {key: (1, 2) for key in keys}
+
+
+@pytest.fixture
+async def sqlite_rt(sqlite_template: Path, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Runtime]:
+    db = Database(migrated_sqlite(sqlite_template, tmp_path / "tocsin.db"))
+    yield build_runtime(Settings(database_url=db.url), clock=clock, db=db)
+    await db.dispose()
+
+
+async def test_the_map_is_read_afresh_when_it_has_doubled(sqlite_rt: Runtime, clock: FakeClock) -> None:
+    """SQLite only: PostgreSQL finds open alerts by its unique index."""
+    rt = sqlite_rt
+    info = await integration(rt, clock)
+    assert await results(rt, info, fire("a", "b", "c")) == ["opened"] * 3
+    await rt.ingestor.submit(info, [Signal(action="resolve", dedup_key=key) for key in ("a", "b")])
+    known = openkeys.of(rt.db.engine)
+    assert set(known.map.by_integration[info.id]) == {"a", "b", "c"}  # resolved keys stay for now
+    known._rebuild_at = 2  # as if the map had doubled since it was last read in full
+    assert await results(rt, info, fire("d")) == ["opened"]  # the catch-up starts the fresh read
+    for _ in range(100):
+        if known._rebuild is None:
+            break
+        await asyncio.sleep(0.05)
+    assert known._fresh is not None and known._rebuild is None
+    assert await results(rt, info, fire("c", "a", "e")) == ["repeated", "opened", "opened"]
+    assert set(known.map.by_integration[info.id]) == {"c", "d"}  # taken on: a and b, resolved, are gone
+    assert await results(rt, info, fire("e")) == ["repeated"]
+    assert set(known.map.by_integration[info.id]) == {"c", "d", "a", "e"}  # and caught up since
+    assert await open_alerts(rt) == {"a": (1, 1), "c": (1, 2), "d": (1, 1), "e": (1, 2)}
+    await rt.ingestor.close()
