@@ -113,7 +113,9 @@ async def sqlite_rt(sqlite_template: Path, tmp_path: Path, clock: FakeClock) -> 
     await db.dispose()
 
 
-async def test_the_map_is_read_afresh_when_it_has_doubled(sqlite_rt: Runtime, clock: FakeClock) -> None:
+async def test_the_map_is_read_afresh_when_resolved_keys_pile_up(
+    sqlite_rt: Runtime, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SQLite only: PostgreSQL finds open alerts by its unique index."""
     rt = sqlite_rt
     info = await integration(rt, clock)
@@ -121,16 +123,25 @@ async def test_the_map_is_read_afresh_when_it_has_doubled(sqlite_rt: Runtime, cl
     await rt.ingestor.submit(info, [Signal(action="resolve", dedup_key=key) for key in ("a", "b")])
     known = openkeys.of(rt.db.engine)
     assert set(known.map.by_integration[info.id]) == {"a", "b", "c"}  # resolved keys stay for now
-    known._rebuild_at = 2  # as if the map had doubled since it was last read in full
-    assert await results(rt, info, fire("d")) == ["opened"]  # the catch-up starts the fresh read
+    known._check_at = 2  # as if the map had grown by half since its last count
+    assert await results(rt, info, fire("d")) == ["opened"]  # the catch-up starts the count
     for _ in range(100):
-        if known._rebuild is None:
+        if known._pruning is None:
             break
         await asyncio.sleep(0.05)
-    assert known._fresh is not None and known._rebuild is None
-    assert await results(rt, info, fire("c", "a", "e")) == ["repeated", "opened", "opened"]
-    assert set(known.map.by_integration[info.id]) == {"c", "d"}  # taken on: a and b, resolved, are gone
+    assert known._fresh is None  # 3 keys for 1 open alert: not yet worth a full read
+    await rt.ingestor.submit(info, [Signal(action="resolve", dedup_key="c")])
+    monkeypatch.setattr(openkeys, "_FIRST_CHECK", 0)
+    known._check_at = 2
+    assert await results(rt, info, fire("d")) == ["repeated"]  # counted again: 4 keys, 1 open alert
+    for _ in range(100):
+        if known._pruning is None:
+            break
+        await asyncio.sleep(0.05)
+    assert known._fresh is not None
+    assert await results(rt, info, fire("c", "a", "e")) == ["opened"] * 3
+    assert set(known.map.by_integration[info.id]) == {"d"}  # taken on: a, b and c, resolved, are gone
     assert await results(rt, info, fire("e")) == ["repeated"]
     assert set(known.map.by_integration[info.id]) == {"c", "d", "a", "e"}  # and caught up since
-    assert await open_alerts(rt) == {"a": (1, 1), "c": (1, 2), "d": (1, 1), "e": (1, 2)}
+    assert await open_alerts(rt) == {"a": (1, 1), "c": (1, 1), "d": (1, 2), "e": (1, 2)}
     await rt.ingestor.close()

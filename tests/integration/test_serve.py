@@ -106,6 +106,44 @@ def database(backend: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+def _connections(pid: int, port: int) -> int:
+    """How many established TCP connections to `port` process `pid` holds (from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # 01: ESTABLISHED
+                inodes.add(fields[9])
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        held += target.startswith("socket:[") and target[8:-1] in inodes
+    return held
+
+
+def test_workers_take_an_even_share_of_a_burst_of_connections(tmp_path: Path) -> None:
+    """Each worker listens on a socket of its own (SO_REUSEPORT): 32 connections opened at once spread
+    over both, where one shared socket let the worker that woke first accept them all."""
+    with serving(tmp_path, TOCSIN_WORKERS="2") as (url, log):
+        workers = _workers(log, 2)
+        port = int(url.rsplit(":", 1)[1])
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
+        try:
+            for client in clients:
+                client.sendall(b"GET /api/health HTTP/1.1\r\nHost: tocsin\r\n\r\n")
+            for client in clients:
+                client.settimeout(10)
+                assert client.recv(12).startswith(b"HTTP/1.1")
+            shares = [_connections(pid, port) for pid in workers]
+            assert sum(shares) == 32 and min(shares) >= 4, shares
+        finally:
+            for client in clients:
+                client.close()
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_workers_share_the_port_and_a_worker_that_dies_is_replaced(tmp_path: Path, backend: str) -> None:
     token = "workers-token-123456"

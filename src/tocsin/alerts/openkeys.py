@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tocsin.db.raw import Raw, Step
@@ -35,8 +36,18 @@ from tocsin.db.raw import Raw, Step
 log = logging.getLogger("tocsin.alerts")
 
 _MAX = "SELECT coalesce(max(id), 0) FROM alerts"
-_OPEN = "SELECT id, integration_id, dedup_key, status FROM alerts WHERE id > ? AND status != 'resolved'"
-_ADDED = "SELECT id, integration_id, dedup_key, status FROM alerts WHERE id > ? ORDER BY id"
+# Rows as one JSON text: a statement that returns rows one by one takes the GIL back for each, and under
+# load each of those waits for the event loop's thread (10-15 ms for 1,600 rows, against 1 ms).
+_ROWS = "SELECT json_group_array(json_array(id, integration_id, dedup_key, status)) FROM alerts WHERE id > ?"
+_OPEN = _ROWS + " AND status != 'resolved'"
+_COUNT = "SELECT count(*) FROM alerts WHERE status IN ('firing', 'acknowledged')"  # by ix_alerts_status_ends
+_FIRST_CHECK = 10_000
+
+
+def _next_check(size: int) -> int:
+    return size + max(_FIRST_CHECK, size // 2)
+
+
 _FIND = (
     "SELECT id, dedup_key, incident_id{extra} FROM alerts WHERE {ids}"
     " AND integration_id = ? AND status != 'resolved' AND dedup_key IN ({keys})"
@@ -49,30 +60,35 @@ class _Map:
     last: int = 0  # every open alert with an id up to this one is in the map
     size: int = 0
 
-    def take(self, rows: list[tuple[Any, ...]]) -> None:
+    def take(self, rows: list[list[Any]]) -> int:
+        """Take in the open ones of these (id, integration id, dedup key, status); the highest id."""
+        newest = 0
         for id_, integration_id, key, status in rows:
+            newest = max(newest, id_)
             if status == "resolved":
                 continue
             keys = self.by_integration.setdefault(integration_id, {})
             if key not in keys:
                 self.size += 1
             keys[key] = id_
+        return newest
 
 
 class OpenKeys:
     """One process's map of open alerts for one SQLite database: integration id -> dedup key -> alert id.
 
-    Keys of alerts resolved since they were read stay in the map (the lookup leaves them out). When the
-    map has grown to twice its size at its last full read, it is read afresh in the background, on a
-    connection of its own, and taken on at the next catch-up.
+    Keys of alerts resolved since they were read stay in the map (the lookup leaves them out). Each
+    time the map has grown by half, the open alerts are counted in the background (on a connection of
+    its own, by index); if the map holds more than twice as many keys, it is read afresh there and taken
+    on at the next catch-up.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.map = _Map()
         self._fresh: _Map | None = None
-        self._rebuild: asyncio.Task[None] | None = None
-        self._rebuild_at = 10_000
+        self._pruning: asyncio.Task[None] | None = None
+        self._check_at = _FIRST_CHECK
 
     async def catch_up(self, raw: Raw) -> None:
         """Take in the alerts added since the last catch-up; the first reads every open alert. One at a
@@ -82,25 +98,27 @@ class OpenKeys:
             self.map, self._fresh = self._fresh, None
         if self.map.last == 0:
             self.map = await _read_all(raw)
-            self._rebuild_at = max(10_000, 2 * self.map.size)
+            self._check_at = _next_check(self.map.size)
             return
-        (rows,) = await raw.run(Step(_ADDED, [self.map.last]))
-        self.map.take(rows)
-        if rows:
-            self.map.last = max(self.map.last, rows[-1][0])
-        if self.map.size > self._rebuild_at and self._rebuild is None:
-            self._rebuild = asyncio.create_task(self._read_afresh(), name="tocsin-open-alert-keys")
+        (rows,) = await raw.run(Step(_ROWS, [self.map.last]))
+        self.map.last = max(self.map.last, self.map.take(orjson.loads(rows[0][0])))
+        if self.map.size > self._check_at and self._pruning is None:
+            self._pruning = asyncio.create_task(self._prune(), name="tocsin-open-alert-keys")
 
-    async def _read_afresh(self) -> None:
+    async def _prune(self) -> None:
+        size = self.map.size
         try:
             async with self.engine.connect() as connection:
-                fresh = await _read_all(await Raw.of(connection))
-            self._fresh, self._rebuild_at = fresh, max(10_000, 2 * fresh.size)
+                raw = await Raw.of(connection)
+                ((open_now,),) = (await raw.run(Step(_COUNT)))[0]
+                if size > 2 * open_now + _FIRST_CHECK:
+                    fresh = await _read_all(raw, in_thread=True)
+                    self._fresh, size = fresh, fresh.size
         except Exception:
-            log.exception("reading the open alerts afresh failed; the map grows on")
-            self._rebuild_at *= 2
+            log.exception("counting or reading the open alerts failed; the map grows on")
         finally:
-            self._rebuild = None
+            self._check_at = _next_check(size)
+            self._pruning = None
 
     def lookup(self, integration_id: int, keys: Sequence[str], extra: str = "") -> Step:
         """The statement that reads the open alerts among `keys` (id, dedup key, incident id, then the
@@ -116,11 +134,15 @@ class OpenKeys:
         return Step(sql, [*ids, self.map.last, integration_id, *keys])
 
 
-async def _read_all(raw: Raw) -> _Map:
-    """Every open alert, exact up to the newest id read first (rows after it come again next time)."""
+async def _read_all(raw: Raw, in_thread: bool = False) -> _Map:
+    """Every open alert, exact up to the newest id read first (rows after it come again next time).
+    `in_thread`: the map made on a thread of its own (hundreds of thousands of rows: not on the loop)."""
     top, rows = await raw.run(Step(_MAX), Step(_OPEN, [0]))
     found = _Map(last=top[0][0])
-    found.take(rows)
+    if in_thread:
+        await asyncio.to_thread(lambda: found.take(orjson.loads(rows[0][0])))
+    else:
+        found.take(orjson.loads(rows[0][0]))
     return found
 
 

@@ -154,8 +154,10 @@ def serve(
     """Run the API, the console and the engine (migrates the database first), in one process or in
     several sharing the port."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from tocsin.reports.smtp import parse_listen
+    from tocsin.web import listen
     from tocsin.web.protocol import DirectProtocol
 
     settings = load_settings()
@@ -216,8 +218,9 @@ def serve(
         uvicorn.run(serve_app(), host=settings.host, port=settings.port, **options)
     else:
         # Each worker is a whole `tocsin serve` (API, engine, status page) on the one port, built from
-        # the same settings by `serve_app`; uvicorn's supervisor restarts a worker that dies.
-        uvicorn.run(
+        # the same settings by `serve_app`, with a listening socket of its own (`tocsin.web.listen`);
+        # uvicorn's supervisor restarts a worker that dies.
+        config = uvicorn.Config(
             "tocsin.app:serve_app",
             factory=True,
             host=settings.host,
@@ -225,6 +228,12 @@ def serve(
             workers=settings.workers,
             **options,
         )
+        try:
+            port_held = listen.reserved(settings.host, settings.port)
+        except OSError as exc:
+            raise fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}", 3) from None
+        with port_held:
+            Multiprocess(config, sockets=[listen.ReusePort(settings.host, settings.port)]).run()  # type: ignore[list-item]
 
 
 def _environment(settings: Settings) -> dict[str, str]:
