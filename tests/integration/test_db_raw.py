@@ -217,3 +217,40 @@ async def test_a_plan_read_ahead_writes_only_if_its_reads_still_hold(tmp_path: P
                 assert (await other.execute_fetchall("SELECT count(*) FROM t"))[0][0] == 6
         finally:
             writers.close()
+
+
+async def test_a_read_not_checked_may_change_before_the_turn(tmp_path: Path) -> None:
+    """A read marked `checked=False` (the open-alert map's catch-up) is not run again in turn: another
+    process adding rows to what it read does not start the plan over."""
+    path = tmp_path / "raw.db"
+    made: list[int] = []
+
+    def plan() -> Plan[tuple[int, int]]:
+        made.append(1)
+        rows: Rows = yield [Step("SELECT count(*) FROM log", checked=False), Step("SELECT count(*) FROM t")]
+        if len(made) == 1:  # another process writes to `log` between the read and the turn
+            other = sqlite3.connect(path)
+            other.execute("INSERT INTO log VALUES ('theirs')")
+            other.commit()
+            other.close()
+        yield [Step("INSERT INTO t VALUES (?, ?)", [(1, "ours")], many=True)]
+        return rows[0][0][0], rows[1][0][0]
+
+    async with aiosqlite.connect(path) as connection:
+        await connection.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+        await connection.execute("CREATE TABLE log (who TEXT)")
+        await connection.commit()
+        writers = Writers(str(path))
+        try:
+            raw = Raw(connection, sqlite=True, writers=writers, ahead=True)
+            assert await raw.drive(plan, commit=True) == (0, 0)
+            assert len(made) == 1  # not started over
+            async with aiosqlite.connect(path) as other:
+                assert await other.execute_fetchall(
+                    "SELECT count(*) FROM log UNION ALL SELECT count(*) FROM t"
+                ) == [
+                    (1,),
+                    (1,),
+                ]
+        finally:
+            writers.close()

@@ -91,15 +91,14 @@ async def apply(
     async with db.raw() as raw:
         found = openkeys.of(db.engine) if raw.sqlite else None
         if found is not None:
-            await found.catch_up(raw)
+            await found.ready(raw)
 
         def plan() -> Plan[list[list[Outcome]]]:
-            return _each(
-                [
-                    _plan(raw, found, policy, integration, signals, new_alert, now)
-                    for integration, signals in batches
-                ]
-            )
+            plans = [
+                _plan(raw, found, policy, integration, signals, new_alert, now)
+                for integration, signals in batches
+            ]
+            return _each(plans) if found is None else found.caught_up(_each(plans))
 
         try:
             return await raw.drive(plan, commit=True)

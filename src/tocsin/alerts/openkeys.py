@@ -26,14 +26,15 @@ import logging
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tocsin.db.raw import Raw, Step
+from tocsin.db.raw import Plan, Raw, Step
 
 log = logging.getLogger("tocsin.alerts")
+T = TypeVar("T")
 
 _MAX = "SELECT coalesce(max(id), 0) FROM alerts"
 # Rows as one JSON text: a statement that returns rows one by one takes the GIL back for each, and under
@@ -90,20 +91,48 @@ class OpenKeys:
         self._pruning: asyncio.Task[None] | None = None
         self._check_at = _FIRST_CHECK
 
-    async def catch_up(self, raw: Raw) -> None:
-        """Take in the alerts added since the last catch-up; the first reads every open alert. One at a
-        time per process, and never while a plan reads the map: callers hold the database's write lock
-        (`Database.raw`, `Database.transaction`)."""
+    async def ready(self, raw: Raw) -> None:
+        """Before the map is used: the first use reads every open alert; a map read afresh is taken on;
+        a count of the open alerts is started if the map has grown enough. One at a time per process,
+        and never while a plan reads the map: callers hold the database's write lock (`Database.raw`,
+        `Database.transaction`)."""
         if self._fresh is not None:
             self.map, self._fresh = self._fresh, None
         if self.map.last == 0:
             self.map = await _read_all(raw)
             self._check_at = _next_check(self.map.size)
-            return
-        (rows,) = await raw.run(Step(_ROWS, [self.map.last]))
-        self.map.last = max(self.map.last, self.map.take(orjson.loads(rows[0][0])))
-        if self.map.size > self._check_at and self._pruning is None:
+        elif self.map.size > self._check_at and self._pruning is None:
             self._pruning = asyncio.create_task(self._prune(), name="tocsin-open-alert-keys")
+
+    async def catch_up(self, raw: Raw) -> None:
+        """`ready`, then the alerts added since the last catch-up taken in, in a trip of their own."""
+        await self.ready(raw)
+        self._take((await raw.run(self._added()))[0])
+
+    def caught_up(self, plan: Plan[T]) -> Plan[T]:
+        """`plan`, after `ready`, with the catch-up riding in its first trip: the map it reads is the one
+        before (its lookups read every row added since), and the next lookups have what it added."""
+        try:
+            steps = next(plan)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        rows = yield [self._added(), *steps]
+        self._take(rows[0])
+        sent = rows[1:]
+        while True:
+            try:
+                steps = plan.send(sent)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            sent = yield steps
+
+    def _added(self) -> Step:
+        # Not checked again in the turn to write (`Raw.drive`'s read-ahead): what another process adds
+        # meanwhile changes it, and the lookups already cover it.
+        return Step(_ROWS, [self.map.last], checked=False)
+
+    def _take(self, rows: list[tuple[Any, ...]]) -> None:
+        self.map.last = max(self.map.last, self.map.take(orjson.loads(rows[0][0])))
 
     async def _prune(self) -> None:
         size = self.map.size

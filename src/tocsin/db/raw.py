@@ -25,11 +25,13 @@ from tocsin.db.writers import Ticket, Writers
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One statement: `params` one row of values, or many rows when `many` (an executemany)."""
+    """One statement: `params` one row of values, or many rows when `many` (an executemany). A read
+    `checked` is run again in the turn to write when the plan read ahead of it (`Raw._read_ahead`)."""
 
     sql: str
     params: Sequence[Any] = ()
     many: bool = False
+    checked: bool = True
 
 
 T = TypeVar("T")
@@ -146,7 +148,7 @@ class Raw:
             self._begin(ticket)
             result: T
             try:
-                if ahead is not None and all(self._run_sqlite(steps) == rows for steps, rows in ahead.reads):
+                if ahead is not None and all(self._holds(steps, rows) for steps, rows in ahead.reads):
                     result = self._continue(ahead.plan, ahead.pending)
                 else:  # not run ahead, or what it read has changed since: from the start, in turn
                     result = self._continue(make())
@@ -185,6 +187,11 @@ class Raw:
                 steps = plan.send(self._run_sqlite(steps))
         except StopIteration as finished:
             return finished.value  # type: ignore[no-any-return]
+
+    def _holds(self, steps: list[Step], rows: Rows) -> bool:
+        """Whether the checked reads among `steps` still return `rows` (theirs)."""
+        checked = [(step, found) for step, found in zip(steps, rows, strict=True) if step.checked]
+        return self._run_sqlite([step for step, _ in checked]) == [found for _, found in checked]
 
     def _read_ahead(self, plan: Plan[T]) -> Ahead:
         """The plan run up to its first writes, outside any transaction and without the turn to write.
