@@ -15,6 +15,8 @@ from typing import Any
 import psycopg
 from sqlalchemy.engine import make_url
 
+from tocsin.alerts import integrations
+from tocsin.alerts.integrations import IntegrationInfo
 from tocsin.auth import service as auth
 from tocsin.auth.roles import Role
 from tocsin.core.clock import FakeClock
@@ -75,6 +77,24 @@ async def user_with_token(
     async with db.transaction() as session:
         user = await auth.create_user(session, clock, name=name, role=role, password=password)
         return await auth.create_token(session, clock, user, "test")
+
+
+async def prometheus_integration(
+    db: Database, clock: FakeClock, policy: Policy, service: str | None = None
+) -> IntegrationInfo:
+    """A Prometheus integration named "prom", made in the database directly."""
+    async with db.transaction() as session:
+        row, _ = await integrations.create(
+            session,
+            clock,
+            policy,
+            name="prom",
+            kind="prometheus",
+            service=service,
+            severity_rules=[],
+            actor="t",
+        )
+        return integrations.info(row)
 
 
 def bearer(token: str) -> dict[str, str]:

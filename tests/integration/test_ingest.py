@@ -11,7 +11,7 @@ import pytest
 
 from tocsin.alerts import service as alerts
 from tocsin.runtime import Runtime
-from tocsin.testing import FakeClock, bearer
+from tocsin.testing import FakeClock, bearer, prometheus_integration
 
 
 async def integration(client: httpx.AsyncClient, admin: str, kind: str, **extra: Any) -> str:
@@ -354,25 +354,13 @@ async def test_two_processes_seeing_a_groups_first_alerts_open_one_incident(
     """Two runtimes (as two `tocsin serve --workers` processes would be) share one database: on
     PostgreSQL by the group's advisory lock, on SQLite by write transactions that take the file's
     write lock before their first read."""
-    from tocsin.alerts import integrations
     from tocsin.alerts.signals import Signal
     from tocsin.app import build_runtime
     from tocsin.config import Settings
 
     other = build_runtime(Settings(database_url=database_url, background=False), clock=clock)
     try:
-        async with rt.db.transaction() as session:
-            row, _ = await integrations.create(
-                session,
-                clock,
-                rt.policy,
-                name="prom",
-                kind="prometheus",
-                service="portal",
-                severity_rules=[],
-                actor="t",
-            )
-            info = integrations.info(row)
+        info = await prometheus_integration(rt.db, clock, rt.policy, service="portal")
         for round_ in range(5):
             signals = [
                 Signal(action="trigger", dedup_key=f"{round_}-{n}", summary=f"round {round_}")

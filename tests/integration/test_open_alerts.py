@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tocsin.alerts import integrations, openkeys
+from tocsin.alerts import openkeys
 from tocsin.alerts.integrations import IntegrationInfo
 from tocsin.alerts.models import Alert
 from tocsin.alerts.signals import Signal
@@ -18,7 +18,7 @@ from tocsin.app import build_runtime
 from tocsin.config import Settings
 from tocsin.db.engine import Database
 from tocsin.runtime import Runtime
-from tocsin.testing import FakeClock, migrated_sqlite
+from tocsin.testing import FakeClock, migrated_sqlite, prometheus_integration
 
 
 @pytest.fixture
@@ -32,18 +32,7 @@ async def other(rt: Runtime, database_url: str, clock: FakeClock) -> AsyncIterat
 
 
 async def integration(rt: Runtime, clock: FakeClock) -> IntegrationInfo:
-    async with rt.db.transaction() as session:
-        row, _ = await integrations.create(
-            session,
-            clock,
-            rt.policy,
-            name="prom",
-            kind="prometheus",
-            service=None,
-            severity_rules=[],
-            actor="t",
-        )
-        return integrations.info(row)
+    return await prometheus_integration(rt.db, clock, rt.policy)
 
 
 def fire(*keys: str) -> list[Signal]:
