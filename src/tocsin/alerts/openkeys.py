@@ -141,7 +141,7 @@ class OpenKeys:
                 raw = await Raw.of(connection)
                 ((open_now,),) = (await raw.run(Step(_COUNT)))[0]
                 if size > 2 * open_now + _FIRST_CHECK:
-                    fresh = await _read_all(raw, in_thread=True)
+                    fresh = await _read_all(raw)
                     self._fresh, size = fresh, fresh.size
         except Exception:
             log.exception("counting or reading the open alerts failed; the map grows on")
@@ -163,15 +163,12 @@ class OpenKeys:
         return Step(sql, [*ids, self.map.last, integration_id, *keys])
 
 
-async def _read_all(raw: Raw, in_thread: bool = False) -> _Map:
-    """Every open alert, exact up to the newest id read first (rows after it come again next time).
-    `in_thread`: the map made on a thread of its own (hundreds of thousands of rows: not on the loop)."""
+async def _read_all(raw: Raw) -> _Map:
+    """Every open alert, exact up to the newest id read first (rows after it come again next time);
+    the map made on a thread of its own (hundreds of thousands of rows: not on the event loop)."""
     top, rows = await raw.run(Step(_MAX), Step(_OPEN, [0]))
     found = _Map(last=top[0][0])
-    if in_thread:
-        await asyncio.to_thread(lambda: found.take(orjson.loads(rows[0][0])))
-    else:
-        found.take(orjson.loads(rows[0][0]))
+    await asyncio.to_thread(lambda: found.take(orjson.loads(rows[0][0])))
     return found
 
 
