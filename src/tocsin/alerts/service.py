@@ -93,10 +93,8 @@ async def _open_alerts(session: AsyncSession, integration_id: int, keys: Sequenc
         raw = await Raw.of(connection)
         known = openkeys.of(connection.engine)
         await known.catch_up(raw)
-        for part in parts:
-            for id_, key, incident_id, status, summary in (
-                await raw.run(known.lookup(integration_id, part, "status, summary"))
-            )[0]:
+        for read in await raw.run(*(known.lookup(integration_id, part, "status, summary") for part in parts)):
+            for id_, key, incident_id, status, summary in read:
                 found[key] = Known(id_, status, incident_id, summary)
         return found
     for part in parts:
