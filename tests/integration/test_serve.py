@@ -144,6 +144,25 @@ def test_workers_take_an_even_share_of_a_burst_of_connections(tmp_path: Path) ->
                 client.close()
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_taken_by_another_program_fails_the_start(tmp_path: Path, workers: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        environ = {**os.environ, "TOCSIN_PORT": str(port), "TOCSIN_WORKERS": workers, "COLUMNS": "200"}
+        done = subprocess.run(
+            [sys.executable, "-m", "tocsin", "serve"],
+            cwd=tmp_path,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "in use" in (done.stdout + done.stderr).lower()
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_workers_share_the_port_and_a_worker_that_dies_is_replaced(tmp_path: Path, backend: str) -> None:
     token = "workers-token-123456"
