@@ -83,9 +83,9 @@ def _idle_since(_dbapi_connection: Any, record: Any) -> None:
 def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     """A pooled connection that has rested a while is pinged before use (a restarted or failed-over
     PostgreSQL has closed it; the pool then retries with a new one). One in steady use is not:
-    SQLAlchemy's `pool_pre_ping` pinged on every checkout, a round trip per transaction, and ingest of
-    new alerts went 10-25% faster without it (bench/RESULTS.md). A connection that breaks in use fails
-    that one transaction and the pool drops all its connections: the ingest pipeline retries."""
+    SQLAlchemy's `pool_pre_ping` pinged on every checkout, a round trip per transaction; without it,
+    ingest of one alert per request went 15-25% faster (bench/RESULTS.md). A connection that breaks in
+    use fails that one transaction and the pool drops all its connections: the ingest pipeline retries."""
     since = record.info.get("idle_since")
     if since is None or time.monotonic() - since < PING_AFTER_IDLE:
         return
