@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator
 
@@ -54,7 +54,9 @@ class SeverityMemory:
 
     def __init__(self) -> None:
         self.names: dict[int, tuple[tuple[SeverityRule, ...], tuple[str, ...]]] = {}
-        self.answers: dict[tuple[Any, ...], tuple[tuple[SeverityRule, ...], tuple[str, str]]] = {}
+        self.answers: dict[
+            tuple[int, tuple[str | None, ...]], tuple[tuple[SeverityRule, ...], tuple[str, str]]
+        ] = {}
 
 
 class AlertingPolicy(PolicyModel):
@@ -114,7 +116,7 @@ class AlertingPolicy(PolicyModel):
             seen = memory.names[id(extra)] = (extra, tuple(names))
             if len(memory.names) > 1000:
                 memory.names.clear()
-        key = (id(extra), *(labels.get(name) for name in seen[1]))
+        key = (id(extra), tuple(map(labels.get, seen[1])))
         hit = memory.answers.get(key)
         if hit is None or hit[0] is not extra:  # each entry keeps its rules alive: their id is not reused
             hit = memory.answers[key] = (extra, self._severity_for(labels, extra))
