@@ -36,14 +36,33 @@ def cache_of(request: Request) -> StatusCache:
     return found
 
 
-async def page(request: Request) -> Response:
-    """The status page."""
-    return await cache_of(request).get("page")
+# Each exact URL of the public page: the render-cache entry that answers it, and whether the API's schema
+# lists it (of a pair with and without a trailing slash, one is listed).
+EXACT = {
+    "/status": ("page", True),
+    "/status/": ("page", False),
+    "/status/history": ("history", False),
+    "/status/history/": ("history", True),
+    "/status/feed.atom": ("feed", True),
+    "/status/status.css": ("css", False),
+    **{f"/status/api/v2/{path}": (f"api:{path}", True) for path in API_PATHS},
+}
+_DOCS = {
+    "page": "The status page.",
+    "history": "Every public incident and maintenance, by month.",
+    "feed": "Atom feed of public updates.",
+    "css": "The status page's style sheet.",
+}
 
 
-async def history(request: Request) -> Response:
-    """Every public incident and maintenance, by month."""
-    return await cache_of(request).get("history")
+def _cached(key: str) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        cache = cache_of(request)
+        return cache.css if key == "css" else await cache.get(key)  # the style sheet needs no snapshot
+
+    endpoint.__name__ = "statuspage_" + re.sub(r"[^a-z]+", "_", key.removesuffix(".json"))
+    endpoint.__doc__ = _DOCS.get(key) or f"Statuspage public API v2: {key.removeprefix('api:')}"
+    return endpoint
 
 
 async def incident(request: Request) -> Response:
@@ -54,52 +73,20 @@ async def incident(request: Request) -> Response:
     return await cache_of(request).get(f"incident:{key}")
 
 
-async def feed(request: Request) -> Response:
-    """Atom feed of public updates."""
-    return await cache_of(request).get("feed")
-
-
-async def css(request: Request) -> Response:
-    return cache_of(request).css
-
-
-def _document(path: str) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
-        return await cache_of(request).get(f"api:{path}")
-
-    endpoint.__name__ = "statuspage_" + re.sub(r"[^a-z]+", "_", path.removesuffix(".json"))
-    endpoint.__doc__ = f"Statuspage public API v2: {path}"
-    return endpoint
-
-
 routes = [
-    Route("/status", page, methods=["GET"]),
-    Route("/status/", page, methods=["GET"], include_in_schema=False),
-    Route("/status/history", history, methods=["GET"], include_in_schema=False),
-    Route("/status/history/", history, methods=["GET"]),
+    *(
+        Route(path, _cached(key), methods=["GET"], include_in_schema=shown)
+        for path, (key, shown) in EXACT.items()
+    ),
     Route("/status/incidents/{key}", incident, methods=["GET"], include_in_schema=False),
     Route("/status/incidents/{key}/", incident, methods=["GET"]),
-    Route("/status/feed.atom", feed, methods=["GET"]),
-    Route("/status/status.css", css, methods=["GET"], include_in_schema=False),
-    *(Route(f"/status/api/v2/{path}", _document(path), methods=["GET"]) for path in API_PATHS),
 ]
-
-
-_READY_PATHS = {
-    "/status": "page",
-    "/status/": "page",
-    "/status/history": "history",
-    "/status/history/": "history",
-    "/status/feed.atom": "feed",
-    "/status/status.css": "css",
-    **{f"/status/api/v2/{path}": f"api:{path}" for path in API_PATHS},
-}
 _INCIDENT_URL = re.compile(rb"/status/incidents/((?:INC|MNT)-[0-9]{1,9})(/?)", re.IGNORECASE)
 
 
 def answers(cache: StatusCache, metrics: Metrics) -> Answers:
     """The ready answers of these routes for `tocsin serve`'s protocol (`tocsin.web.ready`), counted as requests."""
-    exact = {path.encode(): (key, path) for path, key in _READY_PATHS.items()}
+    exact = {path.encode(): (key, path) for path, (key, _) in EXACT.items()}
 
     def ready(method: bytes, url: bytes) -> Ready | None:
         found = exact.get(url)
