@@ -147,16 +147,44 @@ async def test_scheduling_a_due_timer_wakes_the_worker(db: Database, clock: Fake
     await asyncio.wait_for(waiting, 2)  # woken by the commit, well before the 5 s poll
 
 
-def test_tocsin_worker_refuses_sqlite(tmp_path: Any) -> None:
+async def test_tocsin_worker_claims_due_timers_and_stops_on_sigterm(db: Database, tmp_path: Any) -> None:
+    """`tocsin worker` on either database: a timer due now is claimed and fired (this one has no
+    handler, so the attempt is recorded with its error), and SIGTERM stops the worker cleanly."""
     import os
+    import signal
     import subprocess
     import sys
+    from datetime import UTC, datetime
     from pathlib import Path
 
+    async with db.transaction() as session:
+        now = datetime.now(UTC)
+        await timers.schedule(session, now, "mystery", "cli", now)
     tocsin = Path(sys.executable).parent / "tocsin"
-    env = {**os.environ, "TOCSIN_DATABASE_URL": f"sqlite:///{tmp_path}/t.db"}
-    done = subprocess.run([str(tocsin), "worker"], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1 and "needs PostgreSQL" in done.stderr
+    env = {**os.environ, "TOCSIN_DATABASE_URL": db.url}
+    log = (tmp_path / "worker.log").open("w+")
+    proc = await asyncio.create_subprocess_exec(
+        str(tocsin), "worker", env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        row = None
+        for _ in range(300):  # up to 30 s: the worker migrates, starts, then claims at once
+            async with db.session() as session:
+                row = await session.scalar(select(Timer).where(Timer.key == "cli"))
+            if row is not None and row.attempts:
+                break
+            await asyncio.sleep(0.1)
+        assert row is not None and row.attempts == 1 and row.fired_at is None
+        assert "no handler" in (row.last_error or "")
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        log.seek(0)
+        print(log.read())
+        log.close()
 
 
 async def test_timers_due_at_once_fire_inside_the_transaction_that_schedules_them(

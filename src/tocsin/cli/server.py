@@ -21,7 +21,7 @@ from tocsin.config import Settings
 from tocsin.core.clock import SystemClock
 from tocsin.core.errors import TocsinError
 from tocsin.db import migrate
-from tocsin.db.engine import Database, normalize_url
+from tocsin.db.engine import Database
 from tocsin.oncall.schedule import gap_warnings
 from tocsin.policy.loader import PolicyError, default_policy, load_policy
 from tocsin.policy.models import Policy
@@ -270,15 +270,11 @@ async def _work(settings: Settings, policy: Policy) -> None:
 def worker() -> None:
     """Run only the engine (timers, paging, escalation, reminders, the outbox sender), to scale out.
 
-    Any number of workers share one PostgreSQL database: each timer and each message is claimed by
-    one of them (SELECT ... FOR UPDATE SKIP LOCKED). On SQLite, `tocsin serve` runs the engine itself.
+    Any number of workers share the database with `tocsin serve`: each timer and each message is claimed
+    by one of them, inside a write transaction (PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED; SQLite:
+    the turn to write the file, which every process takes before it reads what it will claim).
     """
     settings = load_settings()
-    if make_url(normalize_url(settings.database_url)).get_backend_name() == "sqlite":
-        raise fail(
-            "tocsin worker needs PostgreSQL (TOCSIN_DATABASE_URL=postgresql://...): on SQLite, "
-            "`tocsin serve` runs the engine itself, and a second process could fire a timer twice"
-        )
     policy = _policy(settings)
     upgrade()
     out.print(f"Tocsin worker on {shown(settings.database_url)}", highlight=False)
