@@ -74,32 +74,24 @@ class Known:
 
 
 _table: Table = Alert.__table__  # type: ignore[assignment]  # a mapped class's table is a Table
-# The open alerts among some dedup keys of one integration: Core, not ORM, on every ingest batch.
-_OPEN = select(
-    _table.c.id, _table.c.dedup_key, _table.c.status, _table.c.incident_id, _table.c.summary
-).where(
-    _table.c.integration_id == bindparam("integration"),
-    _table.c.dedup_key.in_(bindparam("keys", expanding=True)),
-    _table.c.status != "resolved",
-)
 
 
 async def _open_alerts(session: AsyncSession, integration_id: int, keys: Sequence[str]) -> dict[str, Known]:
-    found: dict[str, Known] = {}
+    """The open alerts among `keys`, read as the storm lane reads them (SQLite: the open alerts' map
+    checked against the database; PostgreSQL: an index probe per key), in one trip."""
     parts = [keys[i : i + fastlane.CHUNK] for i in range(0, len(keys), fastlane.CHUNK)]
     connection = await session.connection()
-    if connection.dialect.name == "sqlite":  # no index by key: the open alerts' map
-        await session.flush()  # what this transaction added, for the statements below
-        raw = await Raw.of(connection)
+    await session.flush()  # what this transaction added, for the statements below
+    raw = await Raw.of(connection)
+    if raw.sqlite:
         known = openkeys.of(connection.engine)
         await known.catch_up(raw)
-        for read in await raw.run(*(known.lookup(integration_id, part, "status, summary") for part in parts)):
-            for id_, key, incident_id, status, summary in read:
-                found[key] = Known(id_, status, incident_id, summary)
-        return found
-    for part in parts:
-        rows = await session.execute(_OPEN, {"integration": integration_id, "keys": part})
-        for id_, key, status, incident_id, summary in rows:
+        steps = [known.lookup(integration_id, part, "status, summary") for part in parts]
+    else:
+        steps = [fastlane.open_among(integration_id, part, "status, summary") for part in parts]
+    found: dict[str, Known] = {}
+    for read in await raw.run(*steps):
+        for id_, key, incident_id, status, summary in read:
             found[key] = Known(id_, status, incident_id, summary)
     return found
 
