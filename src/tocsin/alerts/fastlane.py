@@ -50,6 +50,12 @@ _INSERT_RECORDS = (
     " FROM json_populate_recordset(null::alerts, ?) RETURNING id, dedup_key"
 )
 _REPEAT = "UPDATE alerts SET count = count + ?, last_seen_at = ?, ends_at = COALESCE(?, ends_at) WHERE id = ?"
+# PostgreSQL: every re-send of a batch in one statement, its rows as arrays (one statement per row, even
+# pipelined, cost the server an executor start each).
+_REPEAT_ALL = (
+    "UPDATE alerts AS a SET count = a.count + r.n, last_seen_at = ?, ends_at = COALESCE(r.ends, a.ends_at)"
+    " FROM unnest(?::bigint[], ?::int[], ?::timestamptz[]) AS r(id, n, ends) WHERE a.id = r.id"
+)
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
 _GROUP_BUMP = "UPDATE alert_groups SET last_alert_at = ?, alert_count = alert_count + ? WHERE id = ?"
 
@@ -163,13 +169,13 @@ def _plan(
         wanted = list(dict.fromkeys((alert.service or "", alert.group_key) for alert in new))
         groups = _attach(raw, policy, new, wanted, (yield _attach_steps(raw, policy, wanted, now)), now)
     at = raw.time(now)
-    ends = {e: raw.time(e) for e in {r.ends_at for r in repeats.values()}}  # re-sends share a few expiries
-    writes = [Step(_REPEAT, [(r.count, at, ends[r.ends_at], id_) for id_, r in repeats.items()], True)]
-    writes.append(Step(_GROUP_BUMP, [(at, g.added, g.id) for g in groups], True))
+    writes = [_repeat(raw, repeats, at)] if repeats else []
+    if groups:
+        writes.append(Step(_GROUP_BUMP, [(at, g.added, g.id) for g in groups], True))
     # The new rows, in the same trip as the other writes, returning their ids.
     writes.extend(_insert(raw, new[i : i + CHUNK]) for i in range(0, len(new), CHUNK))
     by_key = {a.dedup_key: a for a in new}
-    for rows in (yield [w for w in writes if not w.many or w.params]):
+    for rows in (yield writes):
         for id_, key in rows:  # only the inserts return rows: (id, dedup key)
             by_key[key].id = id_
     out: list[Outcome] = []
@@ -179,6 +185,15 @@ def _plan(
         else:
             out.append(Outcome(key, result, id_, incident_id))
     return out
+
+
+def _repeat(raw: Raw, repeats: dict[int, Repeat], at: Any) -> Step:
+    """The re-sends of open alerts: each one's count bumped, seen `at`, and its expiry moved on."""
+    ends = {e: raw.time(e) for e in {r.ends_at for r in repeats.values()}}  # re-sends share a few expiries
+    if raw.sqlite:
+        return Step(_REPEAT, [(r.count, at, ends[r.ends_at], id_) for id_, r in repeats.items()], True)
+    counts = [r.count for r in repeats.values()]
+    return Step(_REPEAT_ALL, [at, list(repeats), counts, [ends[r.ends_at] for r in repeats.values()]])
 
 
 def _attach_steps(raw: Raw, policy: Policy, wanted: list[tuple[str, str]], now: datetime) -> list[Step]:
