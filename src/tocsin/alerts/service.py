@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts import fastlane, grouping, openkeys, silences
@@ -345,18 +345,25 @@ async def after_resolve(
 async def expire(session: AsyncSession, clock: Clock, policy: Policy, limit: int = 5000) -> int:
     """Resolve alerts whose `ends_at` has passed (Prometheus stopped re-sending them)."""
     now = clock.now()
-    rows = list(
-        await session.scalars(
-            select(Alert)
-            .where(Alert.status != "resolved", Alert.ends_at.is_not(None), Alert.ends_at <= now)
-            .order_by(Alert.id)
-            .limit(limit)
-        )
-    )
+    rows = list(await session.scalars(expired(now, limit)))
     for alert in rows:
         alert.status, alert.resolved_at = "resolved", now
     await after_resolve(session, clock, policy, rows, "tocsin")
     return len(rows)
+
+
+def expired(now: datetime, limit: int) -> Select[Alert]:
+    """The open alerts whose `ends_at` is past, oldest first.
+
+    The open statuses are named, so that `ix_alerts_status_ends` finds them: with `status !=
+    'resolved'` SQLite scanned every alert in id order (100-180 ms at 170,000 open alerts, every 5 s,
+    in a write transaction that held up every ingest commit meanwhile)."""
+    return (
+        select(Alert)
+        .where(Alert.status.in_(("firing", "acknowledged")), Alert.ends_at <= now)
+        .order_by(Alert.id)
+        .limit(limit)
+    )
 
 
 async def for_incident(session: AsyncSession, incident_id: int, limit: int = 500) -> list[Alert]:
