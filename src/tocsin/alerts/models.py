@@ -10,6 +10,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from tocsin.db.base import Base
 
+# An alert's statuses before `resolved`, by name: `status IN (...)` is a range of `ix_alerts_status_ends`,
+# where `status != 'resolved'` made SQLite scan every alert.
+OPEN_STATUSES = ("firing", "acknowledged")
+
 
 class Integration(Base):
     """A source of alerts with its own secret key, routed to a service."""

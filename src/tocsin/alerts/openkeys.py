@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tocsin.alerts.models import OPEN_STATUSES
 from tocsin.db.raw import Plan, Raw, Step
 
 log = logging.getLogger("tocsin.alerts")
@@ -41,7 +42,7 @@ _MAX = "SELECT coalesce(max(id), 0) FROM alerts"
 # load each of those waits for the event loop's thread (10-15 ms for 1,600 rows, against 1 ms).
 _ROWS = "SELECT json_group_array(json_array(id, integration_id, dedup_key, status)) FROM alerts WHERE id > ?"
 _OPEN = _ROWS + " AND status != 'resolved'"
-_COUNT = "SELECT count(*) FROM alerts WHERE status IN ('firing', 'acknowledged')"  # by ix_alerts_status_ends
+_COUNT = f"SELECT count(*) FROM alerts WHERE status IN {OPEN_STATUSES!r}"  # by ix_alerts_status_ends
 _FIRST_CHECK = 10_000
 
 
