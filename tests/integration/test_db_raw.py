@@ -1,5 +1,5 @@
 """Driver-level statements (`tocsin.db.raw`): one trip for many statements, and plans that commit
-themselves, on a real SQLite."""
+themselves, on a real SQLite (and the COMMIT in a plan's last trip on a real PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import psycopg
+import pytest
 from sqlalchemy import text
 
 from tocsin.db.engine import Database
-from tocsin.db.raw import Plan, Raw, Rows, Step
+from tocsin.db.raw import Last, Plan, Raw, Rows, Step
 from tocsin.db.writers import Abandoned, Ticket, Writers
 
 
@@ -236,3 +238,69 @@ async def test_a_plan_read_ahead_writes_only_if_its_reads_still_hold(tmp_path: P
                 assert (await other.execute_fetchall("SELECT count(*) FROM log"))[0][0] == 2
         finally:
             writers.close()
+
+
+def counting_last(fail: bool, more: bool = False) -> Plan[int]:
+    """`counting` with its writes yielded as the last trip (a bad statement in it if `fail`), and a
+    trip after it if `more`."""
+    rows: Rows = yield [Step("SELECT count(*) FROM t")]
+    (count,) = rows[0][0]
+    writes = [Step("INSERT INTO t VALUES (?, ?)", [(i, "new") for i in range(count)], many=True)]
+    if fail:
+        writes.append(Step("INSERT INTO t VALUES (?, ?)", ["not a number", "bad"]))
+    yield Last(writes)
+    if more:
+        yield [Step("SELECT 1")]
+    return int(count)
+
+
+class Counted:
+    """A psycopg connection whose commits are counted."""
+
+    def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        self.connection, self.commits = connection, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.connection, name)
+
+    async def commit(self) -> None:
+        self.commits += 1
+        await self.connection.commit()
+
+
+async def _count(url: str) -> int:
+    async with await psycopg.AsyncConnection.connect(url) as other:
+        row = await (await other.execute("SELECT count(*) FROM t")).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+async def test_on_postgresql_the_commit_rides_in_the_last_trip(postgres_url: str) -> None:
+    url = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    async with await psycopg.AsyncConnection.connect(url) as connection:
+        await connection.execute("DROP TABLE IF EXISTS t")
+        await connection.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+        await connection.execute("INSERT INTO t VALUES (0, 'first')")
+        await connection.commit()
+        driver = Counted(connection)
+        raw = Raw(driver, sqlite=False)
+
+        assert await raw.drive(lambda: counting_last(fail=False), commit=True) == 1
+        assert driver.commits == 0  # no trip of its own for the commit
+        assert connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert await _count(url) == 2  # committed: another connection sees the rows
+
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            await raw.drive(lambda: counting_last(fail=True), commit=True)
+        assert connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert await _count(url) == 2  # nothing of the failed trip, nor of the trips before it
+
+        with pytest.raises(RuntimeError, match="after its last trip"):
+            await raw.drive(lambda: counting_last(fail=False, more=True), commit=True)
+        assert await _count(url) == 4  # its last trip committed; nothing ran after it
+
+        assert await raw.drive(lambda: counting(fail=False), commit=True) == 4  # no Last: committed after
+        assert driver.commits == 1
+        assert await _count(url) == 8
+        await connection.execute("DROP TABLE t")
+        await connection.commit()

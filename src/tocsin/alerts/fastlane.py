@@ -25,7 +25,7 @@ from tocsin.alerts.signals import NewAlert, Outcome, Repeat, Signal
 from tocsin.core.clock import Clock
 from tocsin.db.base import UTCDateTime
 from tocsin.db.engine import Database
-from tocsin.db.raw import Plan, Raw, Step
+from tocsin.db.raw import Last, Plan, Raw, Step
 from tocsin.incidents.lifecycle import is_open
 from tocsin.policy.models import Policy
 
@@ -110,8 +110,8 @@ async def apply(
 
         def plan() -> Plan[list[list[Outcome]]]:
             plans = [
-                _plan(raw, found, policy, integration, signals, new_alert, now)
-                for integration, signals in batches
+                _plan(raw, found, policy, integration, signals, new_alert, now, i == len(batches) - 1)
+                for i, (integration, signals) in enumerate(batches)
             ]
             return _each(plans) if found is None else found.caught_up(_each(plans))
 
@@ -136,7 +136,9 @@ def _plan(
     signals: Sequence[Signal],
     new_alert: Callable[[Policy, IntegrationInfo, Signal, datetime], NewAlert],
     now: datetime,
+    final: bool = True,
 ) -> Plan[list[Outcome]]:
+    """One integration's signals; `final` when its writes are the transaction's last trip."""
     keys = list(dict.fromkeys(s.dedup_key for s in signals))
     known: dict[str, tuple[int, int | None]] = {}
     if found is not None:  # SQLite: the open alerts' map, checked against the database
@@ -175,7 +177,7 @@ def _plan(
     # The new rows, in the same trip as the other writes, returning their ids.
     writes.extend(_insert(raw, new[i : i + CHUNK]) for i in range(0, len(new), CHUNK))
     by_key = {a.dedup_key: a for a in new}
-    for rows in (yield writes):
+    for rows in (yield Last(writes) if final else writes):
         for id_, key in rows:  # only the inserts return rows: (id, dedup key)
             by_key[key].id = id_
     out: list[Outcome] = []

@@ -34,6 +34,13 @@ class Step:
     checked: bool = True
 
 
+class Last(list[Step]):
+    """A plan's last trip. With `Raw.drive(commit=True)` on PostgreSQL its COMMIT rides in the same
+    pipeline: one round trip less a transaction (the rows come back once the commit is durable)."""
+
+
+_COMMIT = Step("COMMIT")
+
 T = TypeVar("T")
 Rows = list[list[tuple[Any, ...]]]
 # A unit of database work as a generator: it yields the statements of each trip, is sent their rows, and
@@ -112,24 +119,33 @@ class Raw:
         """Run a plan (`make()` builds it) to its end, and commit if asked (rolled back if the plan
         raises): on SQLite all of it, the Python between its trips and the commit included, in one call
         on aiosqlite's thread (no hop back to the event loop between reads and writes); elsewhere one
-        `run` a trip. With `ahead` (SQLite written by several processes), see `_read_ahead`."""
+        `run` a trip, the COMMIT in the trip the plan yields as `Last`. With `ahead` (SQLite written by
+        several processes), see `_read_ahead`."""
         if self.sqlite and getattr(self.driver, "_execute", None) is not None:
             return await self.driver._execute(self._drive_sqlite, make, commit)  # type: ignore[no-any-return]
         plan, ticket = make(), Ticket()
+        committed = False
         try:
             try:
                 if commit and self.sqlite:
                     await self.begin(ticket)
                 steps = next(plan)
                 while True:
-                    steps = plan.send(await self.run(*steps))
+                    if committed:
+                        raise RuntimeError("the plan went on after its last trip")
+                    if commit and not self.sqlite and isinstance(steps, Last):
+                        rows = (await self.run(*steps, _COMMIT))[:-1]
+                        committed = True
+                    else:
+                        rows = await self.run(*steps)
+                    steps = plan.send(rows)
             except StopIteration as finished:
                 result: T = finished.value
             except BaseException:
                 if commit:
                     await self.driver.rollback()
                 raise
-            if commit:
+            if commit and not committed:
                 await self.driver.commit()
             return result
         finally:
