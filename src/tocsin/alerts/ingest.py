@@ -88,11 +88,17 @@ def bearer_or_query_key(call: Call) -> str:
 
 
 async def admit(rt: Runtime, key: str, cost: int) -> IntegrationInfo:
+    """The integration of `key` (401 if none), once it is within its rate limit (`throttle`)."""
     integration = await rt.keys.lookup(key)
     if integration is None:
         raise Rejected(
             401, ["unknown or missing integration key (Authorization: Bearer <key> or ?key=)"], "key"
         )
+    return throttle(rt, integration, cost)
+
+
+def throttle(rt: Runtime, integration: IntegrationInfo, cost: int) -> IntegrationInfo:
+    """`integration`, if `cost` alerts more keep it within its rate limit; else a 429 with Retry-After."""
     wait = rt.keys.admit(integration.id, cost, rt.policy.alerting.rate_limit_per_minute)
     if wait:
         raise Rejected(
@@ -139,7 +145,7 @@ async def prometheus_alerts(call: Call) -> Answer:
     if integration is None:
         raise Rejected(401, ["unknown or missing integration key"])
     signals = alertmanager.parse_v2_alerts(read_json(call), rt.clock.now())
-    await admit(rt, key, len(signals))
+    throttle(rt, integration, len(signals))
     if signals:
         await _submit(rt, integration, signals)
     return Answer(200)
@@ -154,7 +160,7 @@ async def pagerduty_enqueue(call: Call) -> Answer:
     integration = await rt.keys.lookup(routing_key)
     if integration is None:
         raise Rejected(400, ["Invalid routing key"])
-    await admit(rt, routing_key, 1)
+    throttle(rt, integration, 1)
     await _submit(rt, integration, [signal])
     return Answer.json(
         202, {"status": "success", "message": "Event processed", "dedup_key": signal.dedup_key}
