@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,68 @@ async def test_committing_plans_queue_for_the_turn_to_write(tmp_path: Path) -> N
             theirs.give_back(their_turn)
             assert await asyncio.wait_for(waiting, 10) == 1
             await free(theirs)  # ours let it go after its commit
+        finally:
+            ours.close()
+            theirs.close()
+
+
+def counting_on(threads: list[int], fail: bool = False) -> Plan[int]:
+    """`counting`, noting the thread it runs on."""
+    threads.append(threading.get_ident())
+    return (yield from counting(fail))
+
+
+def reading_on(threads: list[int]) -> Plan[int]:
+    threads.append(threading.get_ident())
+    rows: Rows = yield [Step("SELECT count(*) FROM t")]
+    return int(rows[0][0][0])
+
+
+async def test_a_small_plan_commits_on_the_callers_thread_if_the_turn_is_free(tmp_path: Path) -> None:
+    path = tmp_path / "raw.db"
+    async with aiosqlite.connect(path, check_same_thread=False) as connection:
+        await connection.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+        await connection.execute("INSERT INTO t VALUES (0, 'first')")
+        await connection.commit()
+        ours, theirs = Writers(str(path)), Writers(str(path))  # two processes: two open files
+        here, threads = threading.get_ident(), []
+        try:
+            raw = Raw(connection, sqlite=True, writers=ours, any_thread=True)
+            assert await raw.drive(lambda: counting_on(threads), commit=True, small=True) == 1
+            assert threads == [here]  # no hop to aiosqlite's thread
+            assert not connection.in_transaction
+            await free(theirs)  # the turn was given back after the commit
+            with pytest.raises(LookupError):
+                await raw.drive(lambda: counting_on(threads, fail=True), commit=True, small=True)
+            assert not connection.in_transaction  # rolled back, the turn given back
+            await free(theirs)
+            async with aiosqlite.connect(path) as other:
+                assert (await other.execute_fetchall("SELECT count(*) FROM t"))[0][0] == 2
+
+            # The turn taken by another process: never waited for here; the plan goes to aiosqlite's
+            # thread and waits there, the event loop free meanwhile.
+            their_turn = Ticket()
+            theirs.take(their_turn)
+            waiting = asyncio.create_task(raw.drive(lambda: counting_on(threads), commit=True, small=True))
+            await asyncio.sleep(0.3)  # the loop runs on
+            assert not waiting.done()
+            theirs.give_back(their_turn)
+            assert await asyncio.wait_for(waiting, 10) == 2
+            assert threads[-1] != here
+            await free(theirs)
+
+            # Not `small`, or a plan that does not commit: aiosqlite's thread as always.
+            assert await raw.drive(lambda: counting_on(threads), commit=True) == 4
+            assert await raw.drive(lambda: reading_on(threads), small=True) == 8
+            assert here not in threads[-2:]
+            # No file to share (no turn to take): small commits run here. A connection that belongs to
+            # aiosqlite's thread alone (not `any_thread`) is used there only.
+            bare = Raw(connection, sqlite=True, any_thread=True)
+            assert await bare.drive(lambda: counting_on(threads), commit=True, small=True) == 8
+            assert threads[-1] == here
+            bound = Raw(connection, sqlite=True, writers=ours)
+            assert await bound.drive(lambda: counting_on(threads), commit=True, small=True) == 16
+            assert threads[-1] != here
         finally:
             ours.close()
             theirs.close()

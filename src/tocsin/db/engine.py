@@ -63,7 +63,11 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, pool_reset_on_return=None)
+        # Any thread may use a connection: aiosqlite's own, and the event loop's for a small commit
+        # (`Raw.drive(small=True)`); one user at a time, as the pool hands each out.
+        engine = create_async_engine(
+            url, pool_reset_on_return=None, connect_args={"check_same_thread": False}
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_reset_on_return=None)
@@ -154,7 +158,7 @@ class Database:
         """A pooled connection's driver, outside any session, for work that commits itself
         (`Raw.drive(plan, commit=True)`); on SQLite as this process's one writer, as `transaction` is."""
         async with self._write_lock or contextlib.nullcontext(), self.engine.connect() as connection:
-            yield await Raw.of(connection, self._file_writers(), ahead=self.shared)
+            yield await Raw.of(connection, self._file_writers(), ahead=self.shared, any_thread=True)
 
     def _file_writers(self) -> Writers | None:
         """SQLite on a file: the turn to write it, shared with the other processes (made on first use)."""

@@ -43,6 +43,16 @@ class Writers:
                 raise Abandoned
             self._holder = ticket
 
+    def take_now(self, ticket: Ticket) -> bool:
+        """Take the turn for `ticket` if no one holds it, without waiting: whether it was taken."""
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        with self._mutex:
+            self._holder = ticket
+        return True
+
     def give_back(self, ticket: Ticket) -> None:
         """Done with the turn, or no longer waiting for it (from any thread)."""
         with self._mutex:
