@@ -367,3 +367,26 @@ async def test_on_postgresql_the_commit_rides_in_the_last_trip(postgres_url: str
         assert await _count(url) == 8
         await connection.execute("DROP TABLE t")
         await connection.commit()
+
+
+async def test_on_sqlite_the_raw_connection_is_kept_until_a_plan_fails(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "kept.db") as setup:
+        setup.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+        setup.execute("INSERT INTO t VALUES (0, 'x')")
+    db = Database(f"sqlite:///{tmp_path / 'kept.db'}")
+    try:
+        async with db.raw() as raw:
+            first = raw.driver
+        async with db.raw() as raw:
+            assert raw.driver is first  # no checkout from the pool, no close, between commits
+            assert raw.any_thread
+            assert await raw.drive(lambda: counting(False), commit=True, small=True) == 1
+        with pytest.raises(LookupError):
+            async with db.raw() as raw:
+                await raw.drive(lambda: counting(True), commit=True, small=True)
+        async with db.raw() as raw:
+            assert raw.driver is not first  # not reused after a plan that failed
+            assert await raw.drive(lambda: counting(False), commit=True, small=True) == 2
+    finally:
+        await db.dispose()
+    assert db._raw is None
