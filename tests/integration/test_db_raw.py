@@ -199,8 +199,8 @@ async def test_a_small_plan_commits_on_the_callers_thread_if_the_turn_is_free(tm
             async with aiosqlite.connect(path) as other:
                 assert (await other.execute_fetchall("SELECT count(*) FROM t"))[0][0] == 2
 
-            # The turn taken by another process: never waited for here; the plan goes to aiosqlite's
-            # thread and waits there, the event loop free meanwhile.
+            # The turn taken by another process: waited for on a thread of its own, the event loop free
+            # meanwhile; the plan then runs here.
             their_turn = Ticket()
             theirs.take(their_turn)
             waiting = asyncio.create_task(raw.drive(lambda: counting_on(threads), commit=True, small=True))
@@ -208,7 +208,7 @@ async def test_a_small_plan_commits_on_the_callers_thread_if_the_turn_is_free(tm
             assert not waiting.done()
             theirs.give_back(their_turn)
             assert await asyncio.wait_for(waiting, 10) == 2
-            assert threads[-1] != here
+            assert threads[-1] == here
             await free(theirs)
 
             # Not `small`, or a plan that does not commit: aiosqlite's thread as always.
