@@ -45,7 +45,8 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.db.on_commit = self.bus.publish
-        self.ingestor = Ingestor(self.db, self.clock, self.policy, self.bus)
+        writers = 1 if self.db.is_sqlite else 2  # see Ingestor
+        self.ingestor = Ingestor(self.db, self.clock, self.policy, self.bus, writers=writers)
         self.keys = KeyRing(self.db)
 
     def start(self) -> None:

@@ -385,6 +385,62 @@ async def test_two_processes_seeing_a_groups_first_alerts_open_one_incident(
         await rt.ingestor.close()
 
 
+async def test_commits_in_flight_at_once_apply_every_signal_once(rt: Runtime, clock: FakeClock) -> None:
+    """Two writers (as on PostgreSQL): batches commit at once, sharing groups and open alerts; every
+    alert is stored once with every re-send counted, and each group opens one incident."""
+    from tocsin.alerts.pipeline import Ingestor
+    from tocsin.alerts.signals import Signal
+
+    in_flight, most = 0, 0
+
+    class Watched(Ingestor):
+        async def _commit(self, batch: Any) -> None:
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            try:
+                await asyncio.sleep(0.01)  # the other writer takes the jobs queued meanwhile
+                await super()._commit(batch)
+            finally:
+                in_flight -= 1
+
+    ingestor = Watched(rt.db, rt.clock, rt.policy, rt.bus, writers=2)
+    info = await prometheus_integration(rt.db, clock, rt.policy, service="portal")
+    sent: dict[str, int] = {}
+    try:
+        for round_ in range(3):
+            jobs = []
+            for j in range(12):
+                # Each job: groups in a different order, keys shared with other jobs and rounds.
+                keys = [f"k{(j * 3 + n + round_ * 5) % 20}" for n in range(4)]
+                groups = ["g1", "g2", "g3"][j % 3 :] + ["g1", "g2", "g3"][: j % 3]
+                signals = [
+                    Signal(action="trigger", dedup_key=k, summary=k, group_key=groups[int(k[1:]) % 3])
+                    for k in keys
+                ]
+                for k in keys:
+                    sent[k] = sent.get(k, 0) + 1
+                jobs.append(asyncio.create_task(ingestor.submit(info, signals)))
+                if j == 5:
+                    await asyncio.sleep(0.005)  # half the jobs arrive while the first commit is in flight
+            outcomes = await asyncio.gather(*jobs)
+            assert all(len(o) == 4 for o in outcomes)
+    finally:
+        await ingestor.close()
+    assert most == 2
+    async with rt.db.session() as session:
+        from sqlalchemy import select
+
+        from tocsin.alerts.models import Alert
+        from tocsin.incidents import service as incidents
+
+        rows = (await session.execute(select(Alert.dedup_key, Alert.count, Alert.incident_id))).all()
+        _, total = await incidents.list_incidents(session)
+    assert sorted(key for key, _, _ in rows) == sorted(sent)  # one alert per key
+    assert {key: count for key, count, _ in rows} == sent
+    assert total == 3 and len({incident for _, _, incident in rows}) == 3
+
+
 async def test_a_storm_is_told_on_the_timeline_once_a_minute(
     client: httpx.AsyncClient, tokens: dict[str, str], clock: FakeClock, rt: Runtime
 ) -> None:

@@ -172,7 +172,8 @@ def _plan(
     new = list(pending.values())
     groups: list[_Group] = []
     if new:
-        wanted = list(dict.fromkeys((alert.service or "", alert.group_key) for alert in new))
+        # In order: concurrent transactions lock the groups they share in the same order (no deadlock).
+        wanted = sorted({(alert.service or "", alert.group_key) for alert in new})
         groups = _attach(raw, policy, new, wanted, (yield _attach_steps(raw, policy, wanted, now)), now)
     at = raw.time(now)
     writes = [_repeat(raw, repeats, at)] if repeats else []
@@ -198,8 +199,9 @@ def _repeat(raw: Raw, repeats: dict[int, Repeat], at: Any) -> Step:
     ends = {e: raw.time(e) for e in {r.ends_at for r in repeats.values()}}  # re-sends share a few expiries
     if raw.sqlite:
         return Step(_REPEAT, [(r.count, at, ends[r.ends_at], id_) for id_, r in repeats.items()], True)
-    counts = [r.count for r in repeats.values()]
-    return Step(_REPEAT_ALL, [at, list(repeats), counts, [ends[r.ends_at] for r in repeats.values()]])
+    rows = sorted(repeats.items())  # by id: concurrent transactions lock the rows they share in order
+    counts = [r.count for _, r in rows]
+    return Step(_REPEAT_ALL, [at, [id_ for id_, _ in rows], counts, [ends[r.ends_at] for _, r in rows]])
 
 
 def _attach_steps(raw: Raw, policy: Policy, wanted: list[tuple[str, str]], now: datetime) -> list[Step]:

@@ -28,30 +28,48 @@ class _Job:
 
 
 class Ingestor:
-    """One writer task drains the queue: every job waiting when a commit starts rides in that commit."""
+    """Writer tasks drain the queue: every job waiting when a writer's commit starts rides in that commit.
+
+    `writers` commits may be in flight at once. SQLite writes one transaction at a time (and Tocsin runs
+    its storm-lane commits on the event loop's thread): one writer. PostgreSQL: two, so that one batch's
+    Python (its rows built, encoded, answered) overlaps the other's round trips; measured 1.4x the
+    alerts a second at 100 per request, 1.2x at one, and no more with three. Jobs in flight at once are
+    applied in no particular order; a job submitted after another's commit is applied after it.
+    """
 
     def __init__(
-        self, db: Database, clock: Clock, policy: Policy, bus: Bus, max_signals: int = 20_000
+        self,
+        db: Database,
+        clock: Clock,
+        policy: Policy,
+        bus: Bus,
+        max_signals: int = 20_000,
+        writers: int = 1,
     ) -> None:
         self.db, self.clock, self.policy, self.bus = db, clock, policy, bus
-        self.max_signals = max_signals
+        self.max_signals, self.writers = max_signals, writers
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def submit(self, integration: IntegrationInfo, signals: list[Signal]) -> list[Outcome]:
         """Durably apply the signals; returns once they are committed (raises if they could not be)."""
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._run(), name="tocsin-ingest-writer")
+        if len(self._tasks) < self.writers or any(task.done() for task in self._tasks):
+            self._tasks = [task for task in self._tasks if not task.done()]
+            self._tasks += [
+                asyncio.create_task(self._run(), name="tocsin-ingest-writer")
+                for _ in range(self.writers - len(self._tasks))
+            ]
         job = _Job(integration, signals)
         await self._queue.put(job)
         return await job.done
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-            self._writer = None
+                await task
 
     async def _run(self) -> None:
         while True:

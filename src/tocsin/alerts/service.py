@@ -264,11 +264,13 @@ async def _group(
     """Give each new alert its group's incident, opening incidents for new groups."""
     groups: dict[tuple[str, str], AlertGroup | None] = {}
     touched: dict[int, grouping.Attached] = {}
+    # Held to commit: two transactions seeing a group's first alerts at once open one incident. Taken
+    # in order, so that transactions sharing several groups never wait for each other in a circle.
+    for service, key in sorted({(alert.service or "", alert.group_key) for alert in new}):
+        await advisory_lock(session, f"alert-group:{service}:{key}")
     for alert in new:
         gk = (alert.service or "", alert.group_key)
         if gk not in groups:
-            # Held to commit: two processes seeing a group's first alerts at once open one incident.
-            await advisory_lock(session, f"alert-group:{gk[0]}:{gk[1]}")
             groups[gk] = await grouping.find_group(session, policy, gk[0], gk[1], now)
         group = groups[gk]
         if group is None:
