@@ -129,8 +129,24 @@ async def test_the_map_is_read_afresh_when_resolved_keys_pile_up(
         await asyncio.sleep(0.05)
     assert known._fresh is not None
     assert await results(rt, info, fire("c", "a", "e")) == ["opened"] * 3
-    assert set(known.map.by_integration[info.id]) == {"d"}  # taken on: a, b and c, resolved, are gone
+    # Taken on: the resolved a, b and c are gone; the c, a and e just opened are in, without a read.
+    assert set(known.map.by_integration[info.id]) == {"c", "d", "a", "e"}
     assert await results(rt, info, fire("e")) == ["repeated"]
-    assert set(known.map.by_integration[info.id]) == {"c", "d", "a", "e"}  # and caught up since
     assert await open_alerts(rt) == {"a": (1, 1), "c": (1, 1), "d": (1, 2), "e": (1, 2)}
     await rt.ingestor.close()
+
+
+async def test_a_commit_s_own_new_alerts_are_taken_in_only_if_no_other_row_came_between(
+    sqlite_rt: Runtime, clock: FakeClock
+) -> None:
+    known = openkeys.OpenKeys(sqlite_rt.db.engine)
+    known.map.last = 10
+    known.opened(10, [(1, "a", 12), (1, "b", 13)])  # 11 is someone else's: read at the next catch-up
+    known.opened(9, [(1, "a", 11)])  # caught up to 9, but the map is at 10 since
+    assert known.map.by_integration == {} and known.map.last == 10
+    known.opened(10, [(1, "a", 11), (2, "a", 13), (1, "b", 12)])
+    assert known.map.by_integration == {1: {"a": 11, "b": 12}, 2: {"a": 13}}
+    assert known.map.last == 13 and known.map.size == 3
+    known.opened(13, [(1, "a", 15), (1, "c", 14)])  # a opened anew after it was resolved
+    assert known.map.by_integration[1] == {"a": 15, "b": 12, "c": 14}
+    assert known.map.last == 15 and known.map.size == 4

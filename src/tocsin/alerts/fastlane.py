@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, Table
 
 from tocsin.alerts import grouping, openkeys, silences
@@ -101,7 +102,8 @@ async def apply(
 
     `new_alert(policy, integration, signal, now)` builds a NewAlert exactly as the full path does.
     The work is a plan (`_plan`) that `Raw.drive` runs: on SQLite the whole of it, reads, decisions,
-    writes and the commit, in one hop to aiosqlite's thread; on PostgreSQL a pipeline per trip.
+    writes and the commit, in one go (on the event loop's thread, unless the batch is big); on
+    PostgreSQL a pipeline per trip.
     """
     if any(s.action != "trigger" for _, signals in batches for s in signals):
         return None
@@ -120,9 +122,20 @@ async def apply(
 
         try:
             small = sum(len(signals) for _, signals in batches) <= SMALL
-            return await raw.drive(plan, commit=True, small=small)
+            done = await raw.drive(plan, commit=True, small=small)
         except NotForThisLane:
             return None
+        if found is not None:  # committed: the map takes what it opened without reading it back
+            found.opened(
+                found.caught_at,
+                [
+                    (integration.id, o.dedup_key, o.alert_id)
+                    for (integration, _), outcomes in zip(batches, done, strict=True)
+                    for o in outcomes
+                    if o.result == "opened" and o.alert_id is not None
+                ],
+            )
+        return done
 
 
 def _each(plans: list[Plan[list[Outcome]]]) -> Plan[list[list[Outcome]]]:
@@ -258,6 +271,7 @@ def _encoded(raw: Raw, alerts: list[NewAlert]) -> list[Any]:
     """The new alerts' values, row after row in `_COLUMNS` order, as SQLite stores them."""
     times: dict[datetime | None, Any] = {}  # a batch shares a few instants: each encoded once
     values: list[Any] = []
+    dumps = orjson.dumps  # `raw.json`, without its two calls a value
     for alert in alerts:
         row = list(_VALUES(alert))
         for i in _TIME_AT:
@@ -265,8 +279,12 @@ def _encoded(raw: Raw, alerts: list[NewAlert]) -> list[Any]:
             if instant not in times:
                 times[instant] = raw.time(instant)
             row[i] = times[instant]
-        for i in _JSON_AT:
-            row[i] = raw.json(row[i])
+        try:
+            for i in _JSON_AT:
+                row[i] = dumps(row[i]).decode()
+        except TypeError:  # what orjson refuses (integers past 64 bits, keys not strings)
+            for i in _JSON_AT:
+                row[i] = raw.json(getattr(alert, _COLUMNS[i]))
         values += row
     return values
 

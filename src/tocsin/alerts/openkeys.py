@@ -91,6 +91,7 @@ class OpenKeys:
         self._fresh: _Map | None = None
         self._pruning: asyncio.Task[None] | None = None
         self._check_at = _FIRST_CHECK
+        self.caught_at = 0  # the map's `last` after the latest plan's catch-up (`caught_up`)
 
     async def ready(self, raw: Raw) -> None:
         """Before the map is used: the first use reads every open alert; a map read afresh is taken on;
@@ -119,6 +120,7 @@ class OpenKeys:
             return done.value  # type: ignore[no-any-return]
         rows = yield [self._added(), *steps]
         self._take(rows[0])
+        self.caught_at = self.map.last
         sent = rows[1:]
         while True:
             try:
@@ -126,6 +128,21 @@ class OpenKeys:
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
             sent = yield steps
+
+    def opened(self, since: int, rows: Sequence[tuple[int, str, int]]) -> None:
+        """The (integration id, dedup key, id) of the alerts a committed transaction opened after it
+        caught up to `since`: taken in without reading them back, if their ids show that no other row
+        came in between. SQLite gives a new row the highest id plus one, so ids since + 1, since + 2 ...
+        with no gap are all this transaction's; otherwise the next catch-up reads them as usual."""
+        ids = sorted(id_ for _, _, id_ in rows)
+        if not ids or self.map.last != since or ids[0] != since + 1 or ids[-1] - ids[0] + 1 != len(ids):
+            return
+        for integration_id, key, id_ in rows:
+            keys = self.map.by_integration.setdefault(integration_id, {})
+            if key not in keys:
+                self.map.size += 1
+            keys[key] = id_
+        self.map.last = ids[-1]
 
     def _added(self) -> Step:
         # Not checked again in the turn to write (`Raw.drive`'s read-ahead): what another process adds
