@@ -13,6 +13,8 @@ against the database:
 - `lookup` asks the database only for the map's candidate ids and for rows above `last`, filtered by
   integration, keys and status: the same open alerts an index would find, whatever the map has missed
   since, and whatever another process wrote meanwhile.
+- `opened` takes in the alerts a committed storm-lane transaction opened, without reading them back,
+  when their ids show that no other row came in between.
 
 Only one alert per key is ever open: on SQLite every write transaction holds the turn to write the file,
 and the lookup and the insert that follows it are in one. PostgreSQL keeps its unique index
