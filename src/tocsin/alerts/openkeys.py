@@ -64,7 +64,7 @@ class _Map:
     last: int = 0  # every open alert with an id up to this one is in the map
     size: int = 0
 
-    def take(self, rows: list[list[Any]]) -> int:
+    def take(self, rows: Sequence[Sequence[Any]]) -> int:
         """Take in the open ones of these (id, integration id, dedup key, status); the highest id."""
         newest = 0
         for id_, integration_id, key, status in rows:
@@ -139,12 +139,9 @@ class OpenKeys:
         ids = sorted(id_ for _, _, id_ in rows)
         if not ids or self.map.last != since or ids[0] != since + 1 or ids[-1] - ids[0] + 1 != len(ids):
             return
-        for integration_id, key, id_ in rows:
-            keys = self.map.by_integration.setdefault(integration_id, {})
-            if key not in keys:
-                self.map.size += 1
-            keys[key] = id_
-        self.map.last = ids[-1]
+        self.map.last = self.map.take(
+            [(id_, integration_id, key, "firing") for integration_id, key, id_ in rows]
+        )
 
     def _added(self) -> Step:
         # Not checked again in the turn to write (`Raw.drive`'s read-ahead): what another process adds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -27,8 +28,10 @@ class _Job:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
+    @functools.cached_property
     def keys(self) -> set[tuple[int, str]]:
-        """The alerts it touches: (integration id, dedup key)."""
+        """The alerts it touches: (integration id, dedup key); worked out once, when a writer first
+        looks (only with several writers)."""
         return {(self.integration.id, signal.dedup_key) for signal in self.signals}
 
 
@@ -136,7 +139,7 @@ class Ingestor:
         while self._jobs and (not batch or size < self.max_signals):
             job = self._jobs.popleft()
             if self.writers > 1:
-                keys = job.keys()
+                keys = job.keys
                 if not (keys.isdisjoint(self._in_flight) and keys.isdisjoint(blocked)):
                     left.append(job)
                     blocked |= keys
