@@ -436,14 +436,17 @@ async def test_commits_in_flight_at_once_apply_every_signal_once(rt: Runtime, cl
     async with rt.db.session() as session:
         from sqlalchemy import select
 
-        from tocsin.alerts.models import Alert
+        from tocsin.alerts.models import Alert, AlertGroup
         from tocsin.incidents import service as incidents
 
         rows = (await session.execute(select(Alert.dedup_key, Alert.count, Alert.incident_id))).all()
+        counted = dict((await session.execute(select(AlertGroup.incident_id, AlertGroup.alert_count))).all())
         _, total = await incidents.list_incidents(session)
     assert sorted(key for key, _, _ in rows) == sorted(sent)  # one alert per key
     assert {key: count for key, count, _ in rows} == sent
     assert total == 3 and len({incident for _, _, incident in rows}) == 3
+    # every group's count has each of its alerts once, whichever commits added them side by side
+    assert counted == {i: sum(1 for *_, incident in rows if incident == i) for i in counted}
 
 
 async def test_a_storm_is_told_on_the_timeline_once_a_minute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
@@ -9,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from tocsin.alerts import fastlane
 from tocsin.alerts.models import Alert, AlertGroup, Integration
@@ -199,3 +200,56 @@ async def test_large_batches_go_through_the_lane_in_chunks(
         group = await session.scalar(select(AlertGroup).order_by(AlertGroup.id.desc()))
     assert counts == [(2, 1_200)]
     assert group is not None and group.alert_count == 1_201
+
+
+async def test_lane_commits_on_one_storm_share_its_locks(
+    client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, tokens: dict[str, str]
+) -> None:
+    """PostgreSQL: a storm-lane commit holds the group's lock and the incident's row shared. It goes
+    through while another transaction holds them so (another lane commit on the same storm), and waits
+    while one holds the group's lock alone (the full path, which may open an incident)."""
+    if rt.db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's locks; SQLite writes one transaction at a time")
+    r = await client.post(
+        "/api/v1/integrations",
+        json={"name": "prom-locks", "kind": "prometheus", "service": "portal"},
+        headers=bearer(tokens["admin"]),
+    )
+    key = r.json()["key"]
+    opened = await client.post(
+        "/api/v2/alerts", json=body(clock, [("first", "warning")]), headers=bearer(key)
+    )
+    assert opened.status_code == 200
+    async with rt.db.session() as session:
+        group = await session.scalar(select(AlertGroup).order_by(AlertGroup.id.desc()))
+    assert group is not None
+    lock = {"key": f"alert-group:{group.service}:{group.group_key}"}
+
+    async def send(instance: str) -> httpx.Response:
+        clock.advance(timedelta(seconds=1))
+        return await client.post(
+            "/api/v2/alerts", json=body(clock, [(instance, "warning")]), headers=bearer(key)
+        )
+
+    async with rt.db.engine.connect() as other:  # as another lane commit on this storm holds them
+        await other.execute(text("SELECT pg_advisory_xact_lock_shared(hashtextextended(:key, 0))"), lock)
+        await other.execute(
+            text("SELECT id FROM incidents WHERE id = :id FOR SHARE"), {"id": group.incident_id}
+        )
+        with lane_watched() as taken:
+            r = await asyncio.wait_for(send("beside"), 20)
+        assert r.status_code == 200 and taken == [True]
+        await other.rollback()
+
+    async with rt.db.engine.connect() as other:  # as the full path holds it
+        await other.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), lock)
+        waiting = asyncio.create_task(send("behind"))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        await other.rollback()
+        r = await asyncio.wait_for(waiting, 20)
+        assert r.status_code == 200
+
+    async with rt.db.session() as session:
+        count = await session.scalar(select(AlertGroup.alert_count).where(AlertGroup.id == group.id))
+    assert count == 3
