@@ -68,6 +68,21 @@ async def run(client: httpx.AsyncClient, clock: FakeClock, admin: str, service: 
     return taken
 
 
+async def storm_opened(client: httpx.AsyncClient, clock: FakeClock, admin: str, name: str) -> str:
+    """The key of a new integration of service `portal` whose first alert has opened an incident."""
+    r = await client.post(
+        "/api/v1/integrations",
+        json={"name": name, "kind": "prometheus", "service": "portal"},
+        headers=bearer(admin),
+    )
+    key: str = r.json()["key"]
+    opened = await client.post(
+        "/api/v2/alerts", json=body(clock, [("first", "warning")]), headers=bearer(key)
+    )
+    assert opened.status_code == 200
+    return key
+
+
 @contextlib.contextmanager
 def lane_watched() -> Iterator[list[bool]]:
     """Whether the storm lane took each batch, in order, while in the block."""
@@ -174,16 +189,7 @@ async def test_the_storm_lane_writes_what_the_full_path_writes(
 async def test_large_batches_go_through_the_lane_in_chunks(
     client: httpx.AsyncClient, rt: Runtime, clock: FakeClock, tokens: dict[str, str]
 ) -> None:
-    r = await client.post(
-        "/api/v1/integrations",
-        json={"name": "prom-big", "kind": "prometheus", "service": "portal"},
-        headers=bearer(tokens["admin"]),
-    )
-    key = r.json()["key"]
-    opening = await client.post(
-        "/api/v2/alerts", json=body(clock, [("first", "warning")]), headers=bearer(key)
-    )
-    assert opening.status_code == 200
+    key = await storm_opened(client, clock, tokens["admin"], "prom-big")
     many = [(f"host-{i}", "warning") for i in range(1_200)]  # over the lane's 500 rows a statement
     with lane_watched() as taken:
         for _ in range(2):  # new, then re-sent
@@ -210,16 +216,7 @@ async def test_lane_commits_on_one_storm_share_its_locks(
     while one holds the group's lock alone (the full path, which may open an incident)."""
     if rt.db.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's locks; SQLite writes one transaction at a time")
-    r = await client.post(
-        "/api/v1/integrations",
-        json={"name": "prom-locks", "kind": "prometheus", "service": "portal"},
-        headers=bearer(tokens["admin"]),
-    )
-    key = r.json()["key"]
-    opened = await client.post(
-        "/api/v2/alerts", json=body(clock, [("first", "warning")]), headers=bearer(key)
-    )
-    assert opened.status_code == 200
+    key = await storm_opened(client, clock, tokens["admin"], "prom-locks")
     async with rt.db.session() as session:
         group = await session.scalar(select(AlertGroup).order_by(AlertGroup.id.desc()))
     assert group is not None
