@@ -50,10 +50,10 @@ class Alert(Base):
         Index("ix_alerts_status_ends", "status", "ends_at"),
         # Declared on SQLite only. PostgreSQL checks each new row's references with a trigger that locks
         # the rows referred to (FOR KEY SHARE): in a storm, the one incident and integration that thousands
-        # of alerts a second point at, locked by every concurrent commit. Those
-        # rows are never deleted (integrations are disabled, incidents closed), and every id written here
-        # was read in the same transaction, the incident's row held; without the checks a storm of new
-        # alerts went about 1.2x as fast (100 a request; bench/RESULTS.md).
+        # of alerts a second point at, locked by every concurrent commit. Those rows are never deleted
+        # (integrations are disabled, incidents closed), and every id written here was read in the same
+        # transaction, the incident's row held; without the checks a storm of new alerts went about 1.2x
+        # as fast (100 a request; bench/RESULTS.md).
         ForeignKeyConstraint(["integration_id"], ["integrations.id"]).ddl_if(dialect="sqlite"),
         ForeignKeyConstraint(["incident_id"], ["incidents.id"]).ddl_if(dialect="sqlite"),
     )
