@@ -17,7 +17,7 @@ from test_serve import free_port, serving
 
 from tocsin.health.metrics import Metrics
 from tocsin.testing import bearer
-from tocsin.web.direct import Answer, Call, Direct, Table
+from tocsin.web.direct import Answer, Call, Direct, Later, Reply, Table
 from tocsin.web.protocol import DirectProtocol
 from tocsin.web.ready import Ready
 
@@ -60,8 +60,47 @@ async def echo(call: Call) -> Answer:
     return Answer.json(201, said, {"x-direct": "1"})
 
 
+PENDING: dict[str, asyncio.Future[str]] = {}  # the futures the /later route's requests wait for, by name
+
+
+def later(call: Call) -> Reply:
+    """A direct route that answers once the test settles its future: `then` builds the answer, or fails
+    (LookupError is the route's own 404, anything else a 503), or waits again (`twice`)."""
+    name = call.params["name"]
+    if name == "now":
+        return Answer(204)
+    if name == "missing":
+        raise LookupError("no such thing")
+    PENDING[name] = asyncio.get_running_loop().create_future()
+
+    def then(value: str) -> Reply:
+        if value == "lookup":
+            raise LookupError(value)
+        if value == "broken":
+            raise RuntimeError(value)
+        if value == "twice":
+            again: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(again.set_result, "again")
+            return Later(again, lambda more: Answer(200, f"{name} {value} {more}".encode()))
+        return Answer(200, f"{name} {value}".encode())
+
+    return Later(PENDING[name], then)
+
+
+def not_found(exc: Exception) -> Answer | None:
+    return Answer(404, str(exc).encode()) if isinstance(exc, LookupError) else None
+
+
 LIMIT = 1000
-TABLE = Table([Direct("/echo/{name}", echo), Direct("/echo", echo, ("GET", "POST"))], "the state", LIMIT)
+TABLE = Table(
+    [
+        Direct("/echo/{name}", echo),
+        Direct("/echo", echo, ("GET", "POST")),
+        Direct("/later/{name}", later, rejects=not_found),
+    ],
+    "the state",
+    LIMIT,
+)
 
 
 @contextlib.asynccontextmanager
@@ -236,6 +275,48 @@ async def test_direct_routes_keep_http_order_limits_and_expect_continue() -> Non
             assert data.startswith(b"HTTP/1.1 413 Request Entity Too Large"), data
             assert b"too_large" in data and b"connection: close\r\n" in data
     assert app.paths == ["GET /slow", "POST /echo/c"]
+
+
+async def test_a_direct_route_waits_for_a_future_with_no_task_a_request() -> None:
+    app = Recorder()
+    async with server(app) as port:
+        tasks = len(asyncio.all_tasks())
+        names = ["done", "failed", "cancelled", "lookup", "broken", "twice"]
+        connections = [await asyncio.open_connection("127.0.0.1", port) for _ in names]
+        for name, (_, writer) in zip(names, connections, strict=True):
+            writer.write(request("POST", f"/later/{name}"))
+        for _ in range(500):  # up to 5 s for the server to read them all
+            if len(PENDING) == len(names):
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(PENDING) == sorted(names)
+        # Six requests wait, and not one task more runs for them.
+        assert len(asyncio.all_tasks()) == tasks
+        PENDING["done"].set_result("ok")
+        PENDING["failed"].set_exception(RuntimeError("the commit failed"))
+        PENDING["cancelled"].cancel()
+        PENDING["lookup"].set_result("lookup")
+        PENDING["broken"].set_result("broken")
+        PENDING["twice"].set_result("twice")
+        answers = []
+        for reader, writer in connections:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            answers.append((head.split(b" ")[1].decode(), (await reader.readexactly(length)).decode()))
+            writer.close()
+        assert answers[0] == ("200", "done ok")
+        assert answers[1][0] == answers[2][0] == answers[4][0] == "503"  # failed, cancelled, or raised
+        assert '"unavailable"' in answers[1][1]
+        assert answers[3] == ("404", "lookup")  # the route's own answer to its error
+        assert answers[5] == ("200", "twice twice again")
+        # Answered at once, or refused at once, in the same ways.
+        now, missing = (
+            await exchange(port, request("POST", "/later/now")),
+            await exchange(port, request("POST", "/later/missing")),
+        )
+        assert now.startswith(b"HTTP/1.1 204") and missing.startswith(b"HTTP/1.1 404")
+    PENDING.clear()
+    assert app.paths == []
 
 
 @pytest.mark.slow

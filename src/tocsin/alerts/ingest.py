@@ -2,7 +2,8 @@
 
 Each protocol answers in its own shape: Alertmanager a bare JSON string, PagerDuty its
 `{"status","message","errors"}` object, Tocsin's own endpoints `{"error": {...}}`.
-A 2xx is sent only after the alerts are committed.
+A 2xx is sent only after the alerts are committed: a handler returns a `Later` that waits for the
+group commit (`Ingestor.enqueue`), and no task runs for the request meanwhile.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import orjson
 
 from tocsin.alerts.formats import alertmanager, generic, pagerduty
 from tocsin.alerts.integrations import IntegrationInfo
-from tocsin.alerts.signals import FormatError, Signal
+from tocsin.alerts.keys import Unknown
+from tocsin.alerts.signals import FormatError, Outcome, Signal
 from tocsin.runtime import Runtime
-from tocsin.web.direct import Answer, Call, Direct, Handle
+from tocsin.web import direct as web
+from tocsin.web.direct import Answer, Call, Direct, Handle, Later, Reply
 
 
 class Rejected(Exception):
@@ -87,9 +90,21 @@ def bearer_or_query_key(call: Call) -> str:
     return call.params.get("key") or call.query_param("key")
 
 
+def known(rt: Runtime, key: str, then: Callable[[IntegrationInfo | None], Reply]) -> Reply:
+    """`then(the integration of key, or None)`: at once from the key cache, else once it is looked up."""
+    found = rt.keys.cached(key)
+    if isinstance(found, Unknown):
+        return Later(web.task(rt.keys.lookup(key)), then)
+    return then(found)
+
+
 async def admit(rt: Runtime, key: str, cost: int) -> IntegrationInfo:
     """The integration of `key` (401 if none), once it is within its rate limit (`throttle`)."""
-    integration = await rt.keys.lookup(key)
+    return admitted(rt, await rt.keys.lookup(key), cost)
+
+
+def admitted(rt: Runtime, integration: IntegrationInfo | None, cost: int) -> IntegrationInfo:
+    """`integration` (401 if None: its key is unknown), if within its rate limit (`throttle`)."""
     if integration is None:
         raise Rejected(
             401, ["unknown or missing integration key (Authorization: Bearer <key> or ?key=)"], "key"
@@ -114,69 +129,94 @@ def direct(
 ) -> Direct:
     """An ingest route: Rejected and FormatError answered in the protocol's own shape, 413 too."""
 
-    async def guarded(call: Call) -> Answer:
-        try:
-            return await handle(call)
-        except Rejected as exc:
+    def rejects(exc: Exception) -> Answer | None:
+        if isinstance(exc, Rejected):
             return error(exc)
-        except FormatError as exc:
+        if isinstance(exc, FormatError):
             return error(Rejected(400, exc.errors))
+        return None
 
-    return Direct(path, guarded, methods, lambda limit: error(Rejected(413, [f"body over {limit} bytes"])))
-
-
-async def _submit(rt: Runtime, integration: IntegrationInfo, signals: list[Signal]) -> list[Any]:
-    return await rt.ingestor.submit(integration, signals)
+    too_large = lambda limit: error(Rejected(413, [f"body over {limit} bytes"]))  # noqa: E731
+    return Direct(path, handle, methods, too_large, rejects)
 
 
-async def alertmanager_webhook(call: Call) -> Answer:
+def committed(
+    rt: Runtime, integration: IntegrationInfo, signals: list[Signal], then: Callable[[list[Outcome]], Reply]
+) -> Reply:
+    """`then(what became of each signal)` once the signals are committed (the group commit's)."""
+    return Later(rt.ingestor.enqueue(integration, signals), then)
+
+
+def alertmanager_webhook(call: Call) -> Reply:
     rt: Runtime = call.state
     key = bearer_or_query_key(call)
     signals = alertmanager.parse_webhook(read_json(call), rt.clock.now())
-    integration = await admit(rt, key, len(signals))
-    outcomes = await _submit(rt, integration, signals)
+
+    def send(integration: IntegrationInfo | None) -> Reply:
+        admitted(rt, integration, len(signals))
+        assert integration is not None
+        return committed(rt, integration, signals, _alertmanager_ok)
+
+    return known(rt, key, send)
+
+
+def _alertmanager_ok(outcomes: list[Outcome]) -> Answer:
     return Answer.json(200, {"status": "success", "alerts": len(outcomes)})
 
 
-async def prometheus_alerts(call: Call) -> Answer:
+_OK = Answer(200)
+
+
+def prometheus_alerts(call: Call) -> Reply:
     rt: Runtime = call.state
-    key = bearer_or_query_key(call)
-    integration = await rt.keys.lookup(key)
+    return known(rt, bearer_or_query_key(call), lambda integration: _prometheus(call, rt, integration))
+
+
+def _prometheus(call: Call, rt: Runtime, integration: IntegrationInfo | None) -> Reply:
     if integration is None:
         raise Rejected(401, ["unknown or missing integration key"])
     signals = alertmanager.parse_v2_alerts(read_json(call), rt.clock.now())
     throttle(rt, integration, len(signals))
-    if signals:
-        await _submit(rt, integration, signals)
-    return Answer(200)
+    if not signals:
+        return _OK
+    return committed(rt, integration, signals, lambda _: _OK)
 
 
-async def pagerduty_enqueue(call: Call) -> Answer:
+def pagerduty_enqueue(call: Call) -> Reply:
     rt: Runtime = call.state
     body = read_json(call)
     if isinstance(body, dict) and not body.get("routing_key") and call.header("x-routing-key"):
         body["routing_key"] = call.header("x-routing-key")  # older pdpyras sends the key as a header
     routing_key, signal = pagerduty.parse_event(body, rt.clock.now())
-    integration = await rt.keys.lookup(routing_key)
-    if integration is None:
-        raise Rejected(400, ["Invalid routing key"])
-    throttle(rt, integration, 1)
-    await _submit(rt, integration, [signal])
-    return Answer.json(
-        202, {"status": "success", "message": "Event processed", "dedup_key": signal.dedup_key}
-    )
+
+    def send(integration: IntegrationInfo | None) -> Reply:
+        if integration is None:
+            raise Rejected(400, ["Invalid routing key"])
+        throttle(rt, integration, 1)
+        accepted = {"status": "success", "message": "Event processed", "dedup_key": signal.dedup_key}
+        return committed(rt, integration, [signal], lambda _: Answer.json(202, accepted))
+
+    return known(rt, routing_key, send)
 
 
-async def generic_webhook(call: Call) -> Answer:
+def generic_webhook(call: Call) -> Reply:
     rt: Runtime = call.state
     key = bearer_or_query_key(call)
     signal = generic.parse(read_json(call), rt.clock.now())
-    integration = await admit(rt, key, 1)
-    outcome = (await _submit(rt, integration, [signal]))[0]
-    body = {"status": outcome.result, "dedup_key": signal.dedup_key, "alert_id": outcome.alert_id}
-    if outcome.incident_id is not None:
-        body["incident"] = f"INC-{outcome.incident_id}"
-    return Answer.json(202, body)
+
+    def send(integration: IntegrationInfo | None) -> Reply:
+        admitted(rt, integration, 1)
+        assert integration is not None
+        return committed(rt, integration, [signal], answer)
+
+    def answer(outcomes: list[Outcome]) -> Answer:
+        outcome = outcomes[0]
+        body = {"status": outcome.result, "dedup_key": signal.dedup_key, "alert_id": outcome.alert_id}
+        if outcome.incident_id is not None:
+            body["incident"] = f"INC-{outcome.incident_id}"
+        return Answer.json(202, body)
+
+    return known(rt, key, send)
 
 
 routes = [

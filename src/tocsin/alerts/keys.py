@@ -13,6 +13,13 @@ from tocsin.db.engine import Database
 CACHE_SECONDS = 10.0
 
 
+class Unknown:
+    """Not in the cache: the database has to be asked."""
+
+
+UNKNOWN = Unknown()
+
+
 @dataclass
 class _Bucket:
     tokens: float
@@ -27,13 +34,20 @@ class KeyRing:
         self._cache: dict[str, tuple[float, IntegrationInfo | None]] = {}
         self._buckets: dict[int, _Bucket] = {}
 
-    async def lookup(self, key: str) -> IntegrationInfo | None:
+    def cached(self, key: str) -> IntegrationInfo | Unknown | None:
+        """The integration of `key` (None if there is none) without a query, or UNKNOWN: ask `lookup`."""
         if not key or len(key) > 200:
             return None
-        now = time.monotonic()
         hit = self._cache.get(key)  # by the key itself: no hash per request (the database keeps only hashes)
-        if hit is not None and now - hit[0] < CACHE_SECONDS:
+        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
             return hit[1]
+        return UNKNOWN
+
+    async def lookup(self, key: str) -> IntegrationInfo | None:
+        found = self.cached(key)
+        if not isinstance(found, Unknown):
+            return found
+        now = time.monotonic()
         async with self.db.session() as session:
             found = await integrations.by_key(session, key)
         if len(self._cache) > 10_000:  # unknown keys must not grow the cache without bound

@@ -64,6 +64,10 @@ class Ingestor:
 
     async def submit(self, integration: IntegrationInfo, signals: list[Signal]) -> list[Outcome]:
         """Durably apply the signals; returns once they are committed (raises if they could not be)."""
+        return await self.enqueue(integration, signals)
+
+    def enqueue(self, integration: IntegrationInfo, signals: list[Signal]) -> asyncio.Future[list[Outcome]]:
+        """Queue the signals for the next commit: a future done once they are committed (or failed)."""
         if len(self._tasks) < self.writers or any(task.done() for task in self._tasks):
             self._tasks = [task for task in self._tasks if not task.done()]
             self._tasks += [
@@ -73,7 +77,7 @@ class Ingestor:
         job = _Job(integration, signals)
         self._jobs.append(job)
         self._more.set()
-        return await job.done
+        return job.done
 
     async def close(self) -> None:
         tasks, self._tasks = self._tasks, []

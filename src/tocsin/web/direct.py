@@ -1,4 +1,4 @@
-"""Direct routes: the ingest endpoints as plain `Call -> Answer` functions, with no web framework inside.
+"""Direct routes: the ingest endpoints as plain functions of a `Call`, with no web framework inside.
 
 An alert storm is thousands of small POSTs a second, and every layer between the socket and the
 handler (ASGI's scope and messages, Starlette's Request and Response, middleware, routing) costs more
@@ -11,15 +11,22 @@ parameters and whole body) and `Answer` (status, headers, body), and served two 
   the tests' in-process client.
 
 Both give the same answer for the same request; the tests compare them.
+
+The storm's handlers are not coroutines: one returns its `Answer` at once, or a `Later` that names the
+future it waits for (the group commit of its alerts) and what to answer then. No task is made for
+such a request, and nothing is resumed but that one callback: a task a request cost as much as the rest
+of the protocol's own work (one alert a request, 32 clients). A coroutine function is a handler too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import orjson
@@ -28,6 +35,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 log = logging.getLogger("tocsin.web")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +81,34 @@ class Call:
         return values[0] if values else ""
 
 
-Handle = Callable[[Call], Awaitable[Answer]]
+@dataclass(frozen=True, slots=True)
+class Later:
+    """An answer that waits for `future` (a commit, a key looked up): `then(its result)` once it is done,
+    itself an answer or another wait. No task runs meanwhile: the future's callback goes on."""
+
+    future: asyncio.Future[Any]
+    then: Callable[[Any], Reply]
+
+
+Reply = Answer | Later
+# A handler answers at once, or says what it waits for (`Later`); or it is a coroutine function,
+# run as a task of its own (simpler to write, for routes that are not an alert storm's).
+Handle = Callable[[Call], Reply | Awaitable[Answer]]
+_tasks: set[asyncio.Task[Any]] = set()  # tasks of `task`, held until done
+
+
+def task(work: Awaitable[T]) -> asyncio.Task[T]:
+    """`work` run as a task, held until it is done (the event loop holds only weak references)."""
+    running = asyncio.ensure_future(work)
+    _tasks.add(running)
+    running.add_done_callback(_tasks.discard)
+    return running
 
 
 @dataclass(frozen=True)
 class Direct:
-    """A direct route: its path template (`{name}` for a parameter), methods, handler, and body limit."""
+    """A direct route: its path template (`{name}` for a parameter), methods, handler, body limit, and
+    the answer to an error the handler raises (`rejects`: None for an unexpected one, a 503)."""
 
     path: str
     handle: Handle
@@ -88,14 +118,50 @@ class Direct:
             413, {"error": {"code": "too_large", "message": f"body over {limit} bytes", "field": None}}
         )
     )
+    rejects: Callable[[Exception], Answer | None] = field(default=lambda exc: None)
+
+    def start(self, call: Call, done: Callable[[Answer], None]) -> None:
+        """Call `done` with the answer to `call`: now, if the handler has it, or from the callback of
+        what it waits for."""
+        self._go(functools.partial(self.handle, call), call, done)
 
     async def answer(self, call: Call) -> Answer:
-        """The handler's answer; an unexpected failure is a 503 (nothing was committed: a retry is welcome)."""
+        """The answer, awaited (for the Starlette route and tests)."""
+        answered: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+
+        def done(answer: Answer) -> None:
+            if not answered.done():  # not given up on (cancelled)
+                answered.set_result(answer)
+
+        self.start(call, done)
+        return await answered
+
+    def _go(
+        self, step: Callable[[], Reply | Awaitable[Answer]], call: Call, done: Callable[[Answer], None]
+    ) -> None:
         try:
-            return await self.handle(call)
-        except Exception:
-            log.exception("%s %s failed", call.method, self.path)
+            reply = step()
+        except (Exception, asyncio.CancelledError) as exc:
+            done(self._failed(exc, call))
+            return
+        if isinstance(reply, Answer):
+            done(reply)
+        elif isinstance(reply, Later):
+            later = reply
+            later.future.add_done_callback(
+                lambda finished: self._go(lambda: later.then(finished.result()), call, done)
+            )
+        else:
+            task(reply).add_done_callback(lambda finished: self._go(finished.result, call, done))
+
+    def _failed(self, exc: BaseException, call: Call) -> Answer:
+        """A handler's error in the route's own shape; anything unexpected is a 503 (nothing was
+        committed: a retry is welcome)."""
+        answer = self.rejects(exc) if isinstance(exc, Exception) else None
+        if answer is None:
+            log.error("%s %s failed", call.method, self.path, exc_info=exc)
             return UNAVAILABLE
+        return answer
 
 
 class Table:

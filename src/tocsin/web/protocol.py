@@ -8,7 +8,7 @@ send/receive messages, several times the cost of a status page's stored bytes or
   cache: `tocsin.web.ready`) is written from the stored bytes at once;
 - a request to a direct route (`tocsin.web.direct`: the alert ingest endpoints) is matched here, its
   body read here (refused past the limit, `Expect: 100-continue` answered), and its handler's answer
-  written here.
+  written here, with no task (`Direct.start`: the answer's callback writes it).
 
 Everything else goes to the app as usual, and so does a direct request that arrives pipelined behind
 another request on its connection (uvicorn's own queue keeps the answers in order). Keep-alive,
@@ -18,6 +18,7 @@ uvicorn's own answers do; every answer is counted in Tocsin's metrics.
 
 from __future__ import annotations
 
+import functools
 import time
 import urllib.parse
 from http import HTTPStatus
@@ -141,9 +142,7 @@ class DirectProtocol(HttpToolsProtocol):
         taken = self._taken
         if taken is not None:
             if not taken.response_complete:
-                task = self.loop.create_task(self._serve(taken, self._call(taken)))
-                task.add_done_callback(self.tasks.discard)
-                self.tasks.add(task)
+                taken.route.start(self._call(taken), functools.partial(self._answer, taken))
         elif not self._answered:
             super().on_message_complete()
 
@@ -185,8 +184,7 @@ class DirectProtocol(HttpToolsProtocol):
         taken.keep_alive = False
         self._finish(taken, taken.route.too_large(self._limit()))
 
-    async def _serve(self, taken: _Taken, call: Call) -> None:
-        answer = await taken.route.answer(call)
+    def _answer(self, taken: _Taken, answer: Answer) -> None:
         if not taken.response_complete:
             self._finish(taken, answer)
 
