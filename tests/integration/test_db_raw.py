@@ -4,6 +4,7 @@ themselves, on a real SQLite (and the COMMIT in a plan's last trip on a real Pos
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ from sqlalchemy import text
 
 from tocsin.db.engine import Database
 from tocsin.db.raw import Last, Plan, Raw, Rows, Step
+from tocsin.db.wal import WalFile
 from tocsin.db.writers import Abandoned, Ticket, Writers
 
 
@@ -390,3 +392,70 @@ async def test_on_sqlite_the_raw_connection_is_kept_until_a_plan_fails(tmp_path:
     finally:
         await db.dispose()
     assert db._raw is None
+
+
+class WatchedLog(WalFile):
+    """The lane's log, noting what holds when it is synced: the commit's rows visible to a connection of
+    another process's, and the turn to write free for another process."""
+
+    def __init__(self, database: Path) -> None:
+        super().__init__(str(database))
+        self.database, self.seen, self.theirs = database, list[tuple[int, bool]](), Writers(str(database))
+
+    def sync(self) -> None:
+        with sqlite3.connect(self.database) as other:
+            rows = other.execute("SELECT count(*) FROM t").fetchone()[0]
+        turn = Ticket()
+        free = self.theirs.take_now(turn)
+        self.theirs.give_back(turn)
+        self.seen.append((rows, free))
+        super().sync()
+        assert self._fd is not None and os.fstat(self._fd).st_ino == os.stat(self.path).st_ino
+
+
+async def test_the_lane_syncs_its_log_itself_after_the_commit_and_the_turn(tmp_path: Path) -> None:
+    path = tmp_path / "synced.db"
+    with sqlite3.connect(path) as setup:
+        setup.execute("PRAGMA journal_mode=WAL")
+        setup.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+        setup.execute("INSERT INTO t VALUES (0, 'x')")
+    db = Database(f"sqlite:///{path}")
+    try:
+        async with db.raw() as raw:
+            # Its commits are not synced by SQLite (NORMAL) but by Tocsin; every other connection's are
+            # (FULL).
+            assert (await raw.driver.execute_fetchall("PRAGMA synchronous"))[0][0] == 1
+            async with db.session() as session:
+                assert (await session.execute(text("PRAGMA synchronous"))).scalar() == 2
+            assert raw.wal is not None and raw.wal.path == f"{path}-wal"
+            raw.wal = watched = WatchedLog(path)
+            assert await raw.drive(lambda: counting(False), commit=True, small=True) == 1
+            assert await raw.drive(lambda: counting(False), commit=True) == 2  # on aiosqlite's thread
+            # Synced once a commit, after it (its rows there for all to read), with the turn given back.
+            assert watched.seen == [(2, True), (4, True)]
+            with pytest.raises(LookupError):
+                await raw.drive(lambda: counting(True), commit=True, small=True)
+            assert len(watched.seen) == 2  # rolled back: nothing to sync
+            assert await raw.drive(lambda: reading_on([]), small=True) == 4
+            assert len(watched.seen) == 2  # it only read
+            watched.theirs.close()
+    finally:
+        await db.dispose()
+
+
+def test_the_log_is_synced_where_it_is_now(tmp_path: Path) -> None:
+    """A log made anew since it was opened (the last connection closed, another opened) is the one
+    synced; no log at all is nothing to sync."""
+    log = WalFile(str(tmp_path / "x.db"))
+    log.sync()  # none yet
+    Path(log.path).write_bytes(b"first")
+    log.sync()
+    first = os.fstat(log._fd).st_ino  # type: ignore[arg-type]
+    Path(log.path).unlink()
+    Path(log.path).write_bytes(b"second, made anew")
+    log.sync()
+    assert os.fstat(log._fd).st_ino == os.stat(log.path).st_ino != first  # type: ignore[arg-type]
+    Path(log.path).unlink()
+    log.sync()
+    log.close()
+    assert log._fd is None

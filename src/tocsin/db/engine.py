@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import PoolResetState
 
 from tocsin.db.raw import Raw
+from tocsin.db.wal import WalFile
 from tocsin.db.writers import Ticket, Writers
 
 
@@ -173,24 +174,28 @@ class Database:
         async with self._write_lock:
             if self._raw is None:
                 connection = await self.engine.connect()
-                self._raw = (
-                    connection,
-                    await Raw.of(connection, self._file_writers(), ahead=self.shared, any_thread=True),
+                wal = WalFile(self._file) if self._file is not None else None
+                raw = await Raw.of(
+                    connection, self._file_writers(), ahead=self.shared, any_thread=True, wal=wal
                 )
+                if wal is not None:  # it syncs its commits itself, after the turn to write (`tocsin.db.wal`)
+                    await raw.driver.execute("PRAGMA synchronous=NORMAL")
+                self._raw = (connection, raw)
             try:
                 yield self._raw[1]
             except BaseException:
-                # A plan cut short may still run on aiosqlite's thread: the connection is closed after it
-                # (aiosqlite queues the close), never handed out again.
-                await self._drop_raw(invalidate=True)
+                await self._drop_raw()
                 raise
 
-    async def _drop_raw(self, invalidate: bool = False) -> None:
+    async def _drop_raw(self) -> None:
+        """The lane's connection is closed, never handed out again: a plan cut short may still run on
+        aiosqlite's thread (aiosqlite queues the close after it), and it runs `synchronous=NORMAL`."""
         if self._raw is not None:
-            connection, self._raw = self._raw[0], None
-            if invalidate:
-                await connection.invalidate()
+            (connection, raw), self._raw = self._raw, None
+            await connection.invalidate()
             await connection.close()
+            if raw.wal is not None:
+                raw.wal.close()
 
     def _file_writers(self) -> Writers | None:
         """SQLite on a file: the turn to write it, shared with the other processes (made on first use)."""

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tocsin.db.wal import WalFile
 from tocsin.db.writers import Ticket, Writers
 
 
@@ -85,6 +86,7 @@ class Raw:
         writers: Writers | None = None,
         ahead: bool = False,
         any_thread: bool = False,
+        wal: WalFile | None = None,
     ) -> None:
         self.driver, self.sqlite = driver, sqlite
         self.writers = writers  # SQLite: the turn to write that plans which commit take first
@@ -92,6 +94,9 @@ class Raw:
         # SQLite: the connection may be used from any thread (`check_same_thread=False`, as Tocsin's
         # engine opens it), so a small plan may run on the caller's (`drive(small=True)`)
         self.any_thread = any_thread
+        # SQLite: the connection runs `synchronous=NORMAL`; each commit syncs the log itself, after the
+        # turn to write is given back (`tocsin.db.wal`)
+        self.wal = wal
 
     @classmethod
     async def of(
@@ -100,10 +105,11 @@ class Raw:
         writers: Writers | None = None,
         ahead: bool = False,
         any_thread: bool = False,
+        wal: WalFile | None = None,
     ) -> Raw:
         fairy = await connection.get_raw_connection()
         sqlite = connection.dialect.name == "sqlite"
-        return cls(fairy.driver_connection, sqlite, writers, ahead, any_thread and sqlite)
+        return cls(fairy.driver_connection, sqlite, writers, ahead, any_thread and sqlite, wal)
 
     def _sql(self, sql: str) -> str:
         return sql if self.sqlite else sql.replace("?", "%s")
@@ -170,6 +176,8 @@ class Raw:
                 raise
             if commit and not committed:
                 await self.driver.commit()
+                if self.sqlite:
+                    self._durable(ticket)
             return result
         finally:
             if self.writers is not None:  # after the commit: only then may the next process write
@@ -223,10 +231,18 @@ class Raw:
                 connection.rollback()
                 raise
             connection.commit()
+            self._durable(ticket)
             return result
         finally:
             if self.writers is not None:
                 self.writers.give_back(ticket)
+
+    def _durable(self, ticket: Ticket) -> None:
+        """SQLite, just committed: with `wal`, the turn to write given back, then the log synced."""
+        if self.wal is not None:
+            if self.writers is not None:
+                self.writers.give_back(ticket)
+            self.wal.sync()
 
     async def begin(self, ticket: Ticket) -> None:
         """SQLite: open a write transaction as every one is (`_begin`), in one hop to the connection's
