@@ -152,10 +152,8 @@ def alertmanager_webhook(call: Call) -> Reply:
     key = bearer_or_query_key(call)
     signals = alertmanager.parse_webhook(read_json(call), rt.clock.now())
 
-    def send(integration: IntegrationInfo | None) -> Reply:
-        admitted(rt, integration, len(signals))
-        assert integration is not None
-        return committed(rt, integration, signals, _alertmanager_ok)
+    def send(found: IntegrationInfo | None) -> Reply:
+        return committed(rt, admitted(rt, found, len(signals)), signals, _alertmanager_ok)
 
     return known(rt, key, send)
 
@@ -204,10 +202,8 @@ def generic_webhook(call: Call) -> Reply:
     key = bearer_or_query_key(call)
     signal = generic.parse(read_json(call), rt.clock.now())
 
-    def send(integration: IntegrationInfo | None) -> Reply:
-        admitted(rt, integration, 1)
-        assert integration is not None
-        return committed(rt, integration, [signal], answer)
+    def send(found: IntegrationInfo | None) -> Reply:
+        return committed(rt, admitted(rt, found, 1), [signal], answer)
 
     def answer(outcomes: list[Outcome]) -> Answer:
         outcome = outcomes[0]
