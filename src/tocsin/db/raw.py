@@ -176,8 +176,7 @@ class Raw:
                 raise
             if commit and not committed:
                 await self.driver.commit()
-                if self.sqlite:
-                    self._durable(ticket)
+                self._durable(ticket)
             return result
         finally:
             if self.writers is not None:  # after the commit: only then may the next process write
