@@ -4,11 +4,13 @@ map of open alerts (`alerts.openkeys`), on PostgreSQL the unique index."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tocsin.alerts import openkeys
 from tocsin.alerts.integrations import IntegrationInfo
@@ -150,3 +152,53 @@ async def test_a_commit_s_own_new_alerts_are_taken_in_only_if_no_other_row_came_
     known.opened(13, [(1, "a", 15), (1, "c", 14)])  # a opened anew after it was resolved
     assert known.map.by_integration[1] == {"a": 15, "b": 12, "c": 14}
     assert known.map.last == 15 and known.map.size == 4
+
+
+async def _held_insert(rt: Runtime, key: str) -> AsyncConnection:
+    """Another transaction's insert of the open alert `key` (a copy of "seed"), left uncommitted."""
+    columns = [c.name for c in Alert.__table__.columns if c.name != "id"]
+    copied = ", ".join(":key" if name == "dedup_key" else name for name in columns)
+    connection = await rt.db.engine.connect()
+    await connection.begin()
+    await connection.execute(
+        text(
+            f"INSERT INTO alerts ({', '.join(columns)}) SELECT {copied} FROM alerts WHERE dedup_key = 'seed'"
+        ),
+        {"key": key},
+    )
+    return connection
+
+
+async def _until_blocked(rt: Runtime) -> None:
+    async with rt.db.engine.connect() as connection:
+        for _ in range(500):
+            if (await connection.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted"))).scalar():
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("the ingest never waited for the other transaction")
+
+
+async def test_a_job_that_meets_other_commits_of_its_new_keys_is_retried_until_it_sees_them(
+    rt: Runtime, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL: an insert that waited for another transaction's insert of the same new key fails with
+    a unique violation once that commits; the job is run again (and again) until it sees every such row."""
+    if rt.db.is_sqlite:
+        pytest.skip("SQLite writes one transaction at a time: there is no other insert to wait for")
+    caplog.set_level(logging.INFO, "tocsin.alerts")
+    info = await integration(rt, clock)
+    assert await results(rt, info, fire("seed")) == ["opened"]
+    first, second = await _held_insert(rt, "k1"), await _held_insert(rt, "k2")
+    try:
+        sent = asyncio.create_task(results(rt, info, fire("k1", "k2")))
+        await _until_blocked(rt)
+        await first.commit()  # the batch fails on k1; alone, it finds k1 and waits on k2
+        await asyncio.sleep(0.05)
+        await _until_blocked(rt)
+        await second.commit()  # fails again, on k2; the next try finds both
+        assert await asyncio.wait_for(sent, 10) == ["repeated", "repeated"]
+    finally:
+        await first.close()
+        await second.close()
+    assert await open_alerts(rt) == {"seed": (1, 1), "k1": (1, 2), "k2": (1, 2)}
+    assert sum("retrying" in record.getMessage() for record in caplog.records) == 1

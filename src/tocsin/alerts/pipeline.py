@@ -14,10 +14,11 @@ from tocsin.alerts.integrations import IntegrationInfo
 from tocsin.alerts.signals import Outcome, Signal
 from tocsin.core.bus import Bus
 from tocsin.core.clock import Clock
-from tocsin.db.engine import Database
+from tocsin.db.engine import Database, transient
 from tocsin.policy.models import Policy
 
 log = logging.getLogger("tocsin.alerts")
+_ATTEMPTS = 5  # tries of a job alone when it keeps meeting other processes' commits (`Ingestor._alone`)
 
 
 @dataclass
@@ -95,20 +96,32 @@ class Ingestor:
             except Exception:
                 # One bad job must not fail its neighbours: retry each alone, failing only itself.
                 for job in batch:
-                    if job.done.done():
-                        continue
-                    try:
-                        await self._commit([job])
-                    except Exception as exc:
-                        log.exception(
-                            "ingest of %d signals from %s failed", len(job.signals), job.integration.name
-                        )
-                        if not job.done.done():
-                            job.done.set_exception(exc)
+                    if not job.done.done():
+                        await self._alone(job)
             finally:
                 if keys:
                     self._in_flight -= keys
                     self._more.set()
+
+    async def _alone(self, job: _Job) -> None:
+        """Commit one job by itself; a transient failure (`transient`: another process's transaction on
+        the same new alerts) is retried, a few times, each after a short wait, and anything else fails
+        the job alone."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                await self._commit([job])
+                return
+            except Exception as exc:
+                if attempt < _ATTEMPTS and transient(exc):
+                    log.info(
+                        "ingest from %s met a concurrent commit (%s); retrying", job.integration.name, exc
+                    )
+                    await asyncio.sleep(0.005 * attempt)
+                    continue
+                log.exception("ingest of %d signals from %s failed", len(job.signals), job.integration.name)
+                if not job.done.done():
+                    job.done.set_exception(exc)
+                return
 
     async def _next(self) -> tuple[list[_Job], set[tuple[int, str]]]:
         """The next batch, and the alerts it claims from the other writers."""

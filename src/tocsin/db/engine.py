@@ -55,6 +55,20 @@ def _in_transaction(driver: Any) -> bool:
     return bool(driver.in_transaction)
 
 
+# PostgreSQL's answers that a retry of the same transaction may not meet: a deadlock or a serialization
+# failure aborted it, or a concurrent transaction it waited for committed the same new key first
+# (read committed: the retry sees that row and updates it).
+_TRANSIENT = frozenset({"40P01", "40001", "23505"})
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a failed transaction is worth running again as it was (PostgreSQL's deadlocks, serialization
+    failures and unique violations met on a concurrent insert), whether raised by psycopg itself (the
+    raw lane) or wrapped by SQLAlchemy (`.orig`)."""
+    error = getattr(exc, "orig", exc)
+    return isinstance(error, psycopg.Error) and error.sqlstate in _TRANSIENT
+
+
 def _reset(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
     """A connection back in the pool is rolled back only if a transaction is still open: after a commit
     there is none, and the default unconditional rollback costs a trip to the database (on SQLite, a hop
