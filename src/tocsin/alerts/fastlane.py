@@ -11,6 +11,7 @@ as the full path's; tests compare the two.
 from __future__ import annotations
 
 import operator
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import JSON, Integer, Table
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tocsin.alerts import grouping, openkeys, silences
 from tocsin.alerts.integrations import IntegrationInfo
@@ -26,7 +28,7 @@ from tocsin.alerts.signals import NewAlert, Outcome, Repeat, Signal
 from tocsin.core.clock import Clock
 from tocsin.db.base import UTCDateTime
 from tocsin.db.engine import Database
-from tocsin.db.raw import Last, Plan, Raw, Step
+from tocsin.db.raw import Last, Plan, Raw, Rows, Step
 from tocsin.incidents.lifecycle import is_open
 from tocsin.policy.models import Policy
 
@@ -82,6 +84,40 @@ class NotForThisLane(Exception):
     """The batch needs the full path."""
 
 
+class Seen:
+    """PostgreSQL: the dedup keys this process's lane has lately written, by integration. Only a guess
+    of what a batch holds: one with none of these keys is likely all new alerts, and reads its groups in
+    the trip of its lookup (`_plan`), a round trip fewer; if some were open after all, the result is the
+    same. Bounded: forgotten all at once past LIMIT keys."""
+
+    LIMIT = 200_000
+
+    def __init__(self) -> None:
+        self.keys: dict[int, set[str]] = {}
+        self.size = 0
+
+    def any_of(self, integration_id: int, keys: Sequence[str]) -> bool:
+        known = self.keys.get(integration_id)
+        return known is not None and not known.isdisjoint(keys)
+
+    def add(self, integration_id: int, keys: Sequence[str]) -> None:
+        known = self.keys.setdefault(integration_id, set())
+        before = len(known)
+        known.update(keys)
+        self.size += len(known) - before
+        if self.size > self.LIMIT:
+            self.keys.clear()
+            self.size = 0
+
+
+_seen: weakref.WeakKeyDictionary[AsyncEngine, Seen] = weakref.WeakKeyDictionary()
+
+
+def seen_by(engine: AsyncEngine) -> Seen:
+    """The keys this process's lane has lately written to the database behind `engine`."""
+    return _seen.setdefault(engine, Seen())
+
+
 def open_among(integration_id: int, keys: Sequence[str], extra: str = "") -> Step:
     """PostgreSQL: the open alerts of one integration among `keys` (id, dedup key, incident id, then the
     `extra` columns), as one array parameter and one index probe per key, whatever the table's
@@ -118,10 +154,11 @@ async def apply(
         found = openkeys.of(db.engine) if raw.sqlite else None
         if found is not None:
             await found.ready(raw)
+        seen = seen_by(db.engine) if found is None else None
 
         def plan() -> Plan[list[list[Outcome]]]:
             plans = [
-                _plan(raw, found, policy, integration, signals, new_alert, now, i == len(batches) - 1)
+                _plan(raw, found, policy, integration, signals, new_alert, now, i == len(batches) - 1, seen)
                 for i, (integration, signals) in enumerate(batches)
             ]
             return _each(plans) if found is None else found.caught_up(_each(plans))
@@ -131,6 +168,9 @@ async def apply(
             done = await raw.drive(plan, commit=True, small=small)
         except NotForThisLane:
             return None
+        if seen is not None:
+            for integration, signals in batches:
+                seen.add(integration.id, [s.dedup_key for s in signals])
         if found is not None:  # committed: the map takes what it opened without reading it back
             found.opened(
                 found.caught_at,
@@ -160,15 +200,26 @@ def _plan(
     new_alert: Callable[[Policy, IntegrationInfo, Signal, datetime], NewAlert],
     now: datetime,
     final: bool = True,
+    seen: Seen | None = None,
 ) -> Plan[list[Outcome]]:
-    """One integration's signals; `final` when its writes are the transaction's last trip."""
+    """One integration's signals; `final` when its writes are the transaction's last trip. With `seen`
+    (PostgreSQL) a batch of keys it has none of reads its groups in its lookup's trip (`_guessed`)."""
     keys = list(dict.fromkeys(s.dedup_key for s in signals))
     known: dict[str, tuple[int, int | None]] = {}
+    guessed: dict[str, NewAlert] = {}  # each key's new alert, built before the lookup
+    ahead: list[tuple[str, str]] = []  # the groups read in the lookup's trip
     if found is not None:  # SQLite: the open alerts' map, checked against the database
         lookups = [found.lookup(integration.id, keys[i : i + CHUNK]) for i in range(0, len(keys), CHUNK)]
     else:  # one array parameter: PostgreSQL plans it several times faster than a long IN list
         lookups = [open_among(integration.id, keys)]
-    for rows in (yield lookups):
+    if seen is not None and not seen.any_of(integration.id, keys):
+        for signal in signals:
+            if signal.dedup_key not in guessed:
+                guessed[signal.dedup_key] = new_alert(policy, integration, signal, now)
+        ahead = sorted({(alert.service or "", alert.group_key) for alert in guessed.values()})
+        lookups += _attach_steps(raw, policy, ahead, now)
+    read = yield lookups
+    for rows in read[:1] if ahead else read:
         for id_, key, incident_id in rows:
             known[key] = (id_, incident_id)
     repeats: dict[int, Repeat] = {}
@@ -186,14 +237,18 @@ def _plan(
             repeats.setdefault(id_, Repeat()).seen(signal.ends_at)
             order.append((key, "repeated", None, id_, incident_id))
         else:
-            pending[key] = fresh = new_alert(policy, integration, signal, now)
+            pending[key] = fresh = guessed.get(key) or new_alert(policy, integration, signal, now)
             order.append((key, "opened", fresh, None, None))
     new = list(pending.values())
     groups: list[_Group] = []
     if new:
         # In order: concurrent transactions lock the groups they share in the same order (no deadlock).
         wanted = sorted({(alert.service or "", alert.group_key) for alert in new})
-        groups = _attach(raw, policy, new, wanted, (yield _attach_steps(raw, policy, wanted, now)), now)
+        if ahead:
+            attached = _guessed(ahead, read[1:], wanted)
+        else:
+            attached = yield _attach_steps(raw, policy, wanted, now)
+        groups = _attach(raw, policy, new, wanted, attached, now)
     at = raw.time(now)
     writes = [_repeat(raw, repeats, at)] if repeats else []
     # The new rows, in the same trip as the other writes, returning their ids; then the groups' counts,
@@ -237,6 +292,17 @@ def _attach_steps(raw: Raw, policy: Policy, wanted: list[tuple[str, str]], now: 
             steps.append(Step(_LOCK, [f"alert-group:{service}:{key}"]))
         steps.append(Step(_GROUPS if raw.sqlite else _GROUPS + " FOR SHARE OF i", [service, key, since]))
     return steps
+
+
+def _guessed(ahead: list[tuple[str, str]], read: Rows, wanted: list[tuple[str, str]]) -> Rows:
+    """What `_attach_steps(wanted)` would have read, from what `_attach_steps(ahead)` read (PostgreSQL:
+    the silences, then a group's lock and its rows, a group after another), `wanted` being among `ahead`
+    (the groups of the alerts that were new after all)."""
+    at = {group: i for i, group in enumerate(ahead)}
+    out = [read[0]]
+    for group in wanted:
+        out += read[1 + 2 * at[group] : 3 + 2 * at[group]]
+    return out
 
 
 def _attach(
