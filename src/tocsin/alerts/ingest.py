@@ -147,15 +147,18 @@ def committed(
     return Later(rt.ingestor.enqueue(integration, signals), then)
 
 
+def admitted_and_committed(
+    rt: Runtime, key: str, signals: list[Signal], then: Callable[[list[Outcome]], Reply]
+) -> Reply:
+    """`then(outcomes)` once the signals are committed for the integration of `key` (`admitted`)."""
+    return known(rt, key, lambda found: committed(rt, admitted(rt, found, len(signals)), signals, then))
+
+
 def alertmanager_webhook(call: Call) -> Reply:
     rt: Runtime = call.state
     key = bearer_or_query_key(call)
     signals = alertmanager.parse_webhook(read_json(call), rt.clock.now())
-
-    def send(found: IntegrationInfo | None) -> Reply:
-        return committed(rt, admitted(rt, found, len(signals)), signals, _alertmanager_ok)
-
-    return known(rt, key, send)
+    return admitted_and_committed(rt, key, signals, _alertmanager_ok)
 
 
 def _alertmanager_ok(outcomes: list[Outcome]) -> Answer:
@@ -202,9 +205,6 @@ def generic_webhook(call: Call) -> Reply:
     key = bearer_or_query_key(call)
     signal = generic.parse(read_json(call), rt.clock.now())
 
-    def send(found: IntegrationInfo | None) -> Reply:
-        return committed(rt, admitted(rt, found, 1), [signal], answer)
-
     def answer(outcomes: list[Outcome]) -> Answer:
         outcome = outcomes[0]
         body = {"status": outcome.result, "dedup_key": signal.dedup_key, "alert_id": outcome.alert_id}
@@ -212,7 +212,7 @@ def generic_webhook(call: Call) -> Reply:
             body["incident"] = f"INC-{outcome.incident_id}"
         return Answer.json(202, body)
 
-    return known(rt, key, send)
+    return admitted_and_committed(rt, key, [signal], answer)
 
 
 routes = [
