@@ -67,6 +67,14 @@ async def reset(db: Database) -> None:
     """Empty every table (PostgreSQL tests share one migrated database)."""
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with db.engine.begin() as conn:
+        # Nothing runs between tests: a connection of this database left idle in a transaction is an
+        # earlier test's, abandoned mid-transaction (its event loop gone), and would hold TRUNCATE's
+        # lock for ever. A lock still held past the timeout fails this test instead of hanging the run.
+        await conn.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%%'"
+        )
+        await conn.exec_driver_sql("SET LOCAL lock_timeout = '60s'")
         await conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 
