@@ -234,3 +234,38 @@ async def test_after_a_change_the_waiting_requests_share_one_read(
     assert all(task.done() for task in waiting)
     assert {task.result().status_code for task in waiting} == {200} and reads == 1
     await app_cache.close()
+
+
+async def test_close_ends_every_read_even_one_a_change_let_go_of(
+    client: httpx.AsyncClient, rt: Runtime, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read under way when this process changes the page is let go of (a new one starts); closing
+    the cache must still end it, or it dies with the event loop mid-transaction and its connection stays
+    idle in a transaction on the server, holding locks (it once hung a later test's TRUNCATE)."""
+    app_cache = client._transport.app.state.status_cache  # type: ignore[attr-defined]
+    assert (await client.get("/status/api/v2/summary.json")).status_code == 200
+    inside, began, ended = asyncio.Event(), [], []
+
+    async def stuck_read(now: float) -> None:
+        began.append(now)
+        try:
+            async with rt.db.session() as session:
+                await cache_module.service.version(session)  # the transaction is open
+                inside.set()
+                await asyncio.Event().wait()
+        finally:
+            ended.append(now)
+
+    monkeypatch.setattr(app_cache, "_refresh", stuck_read)
+    app_cache.invalidate()
+    first = asyncio.create_task(client.get("/status/api/v2/status.json"))
+    await asyncio.wait_for(inside.wait(), timeout=5)
+    app_cache.invalidate()  # the page changed again: the next request starts a read of its own
+    second = asyncio.create_task(client.get("/status/api/v2/status.json"))
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(app_cache.close(), timeout=5)
+    assert ended == began == [began[0]]  # the stuck read left its session, the next never began
+    assert not app_cache._tasks
+    for task in (first, second):
+        task.cancel()
+    await asyncio.gather(first, second, return_exceptions=True)

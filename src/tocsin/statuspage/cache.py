@@ -11,7 +11,6 @@ database is away, the last render keeps being served.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -80,6 +79,7 @@ class StatusCache:
         self._lock = asyncio.Lock()
         self._polling: asyncio.Task[None] | None = None
         self._reading: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # every read still running, for `close`
         self.css = _response(stylesheet(), CSS)
 
     def invalidate(self) -> None:
@@ -95,7 +95,7 @@ class StatusCache:
         now = time.monotonic()
         if now - self._checked >= POLL_SECONDS and (self._polling is None or self._polling.done()):
             self._checked = now  # one check a second, however many requests arrive meanwhile
-            self._polling = asyncio.create_task(self._refresh_locked(now), name="tocsin-status-poll")
+            self._polling = self._start(now, "tocsin-status-poll")
         return self.snap
 
     async def current(self) -> Snapshot | None:
@@ -107,16 +107,23 @@ class StatusCache:
         # read, and all wake together when it ends (not one by one, as they would queued on a lock).
         if self._reading is None or self._reading.done():
             now = time.monotonic()
-            self._reading = asyncio.create_task(self._refresh_locked(now), name="tocsin-status-read")
+            self._reading = self._start(now, "tocsin-status-read")
         await asyncio.shield(self._reading)
         return self.snap
 
+    def _start(self, now: float, name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._refresh_locked(now), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     async def close(self) -> None:
-        for task in (self._polling, self._reading):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        """Cancel every read still running, including one `invalidate` let go of: a read left to die
+        with its event loop would leave its connection idle in a transaction on the server."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _refresh_locked(self, now: float) -> None:
         async with self._lock:
