@@ -138,6 +138,36 @@ async def test_the_map_is_read_afresh_when_resolved_keys_pile_up(
     await rt.ingestor.close()
 
 
+async def test_closing_the_pipeline_ends_the_map_s_background_count(
+    sqlite_rt: Runtime, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A count of the open alerts under way when the app stops is cancelled, its connection given
+    back, rather than left to die with the event loop."""
+    rt = sqlite_rt
+    info = await integration(rt, clock)
+    known = openkeys.of(rt.db.engine)
+    counting, ended = asyncio.Event(), []
+
+    async def stuck_count() -> None:
+        try:
+            async with rt.db.engine.connect() as connection:
+                await connection.execute(text("SELECT count(*) FROM alerts"))
+                counting.set()
+                await asyncio.Event().wait()
+        finally:
+            ended.append(True)
+            known._pruning = None
+
+    monkeypatch.setattr(known, "_prune", stuck_count)
+    assert await results(rt, info, fire("a", "b")) == ["opened"] * 2
+    assert await results(rt, info, fire("a")) == ["repeated"]  # the map has been read
+    known._check_at = 1  # as if the map had grown by half since its last count
+    assert await results(rt, info, fire("c")) == ["opened"]  # the catch-up starts the count
+    await asyncio.wait_for(counting.wait(), timeout=5)
+    await asyncio.wait_for(rt.ingestor.close(), timeout=5)
+    assert ended == [True] and known._pruning is None  # it left its connection's block
+
+
 async def test_a_commit_s_own_new_alerts_are_taken_in_only_if_no_other_row_came_between(
     sqlite_rt: Runtime, clock: FakeClock
 ) -> None:

@@ -108,6 +108,14 @@ class OpenKeys:
         elif self.map.size > self._check_at and self._pruning is None:
             self._pruning = asyncio.create_task(self._prune(), name="tocsin-open-alert-keys")
 
+    async def close(self) -> None:
+        """Cancel the background count, if one runs: left to die with its event loop, its connection
+        would stay checked out of the pool, its read open."""
+        pruning = self._pruning
+        if pruning is not None:
+            pruning.cancel()
+            await asyncio.gather(pruning, return_exceptions=True)
+
     async def catch_up(self, raw: Raw) -> None:
         """`ready`, then the alerts added since the last catch-up taken in, in a trip of their own."""
         await self.ready(raw)
@@ -190,6 +198,13 @@ async def _read_all(raw: Raw) -> _Map:
 
 
 _maps: weakref.WeakKeyDictionary[AsyncEngine, OpenKeys] = weakref.WeakKeyDictionary()
+
+
+async def close(engine: AsyncEngine) -> None:
+    """Close this process's map of the database behind `engine`, if it has one."""
+    found = _maps.get(engine)
+    if found is not None:
+        await found.close()
 
 
 def of(engine: AsyncEngine) -> OpenKeys:

@@ -9,7 +9,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 
-from tocsin.alerts import fastlane, service
+from tocsin.alerts import fastlane, openkeys, service
 from tocsin.alerts.integrations import IntegrationInfo
 from tocsin.alerts.signals import Outcome, Signal
 from tocsin.core.bus import Bus
@@ -87,6 +87,7 @@ class Ingestor:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await openkeys.close(self.db.engine)  # SQLite: the open alerts' background count
 
     async def _run(self) -> None:
         while True:
