@@ -57,6 +57,52 @@ def test_integration_silence_and_alert_commands(url: str) -> None:
     assert json.loads(cli(url, "silence", "list", "--json")) == []
 
 
+def test_an_integration_is_disabled_enabled_and_given_a_new_key(url: str) -> None:
+    """A leaked key is dealt with from the command line: disabled at once, or replaced."""
+    key = cli(url, "integration", "create", "gen", "--kind", "generic").strip()
+    pd_key = cli(url, "integration", "create", "scripts", "--kind", "pagerduty").strip()
+
+    def generic(with_key: str) -> int:
+        body = {"summary": "Checkout broken", "severity": "critical"}
+        return httpx.post(
+            f"{url}/api/v1/integrations/generic", json=body, headers=bearer(with_key)
+        ).status_code
+
+    def pagerduty(with_key: str) -> httpx.Response:
+        event = {
+            "routing_key": with_key,
+            "event_action": "trigger",
+            "payload": {"summary": "Magic links failing", "source": "sendgrid", "severity": "error"},
+        }
+        return httpx.post(f"{url}/v2/enqueue", json=event)
+
+    assert generic(key) == 202 and pagerduty(pd_key).status_code == 202
+    assert cli(url, "integration", "disable", "gen") == "integration gen disabled\n"
+    assert cli(url, "integration", "disable", "scripts") == "integration scripts disabled\n"
+    assert generic(key) == 401
+    refused = pagerduty(pd_key)
+    assert refused.status_code == 400 and refused.json()["errors"] == ["Invalid routing key"]
+    listed = {r["name"]: r for r in json.loads(cli(url, "integration", "list", "--json"))}
+    assert listed["gen"]["disabled_at"] and listed["scripts"]["disabled_at"]
+    assert "disabled" in cli(url, "integration", "list")
+    assert cli(url, "integration", "enable", "gen") == "integration gen enabled\n"
+    assert generic(key) == 202
+
+    rotated = json.loads(cli(url, "integration", "rotate-key", "gen", "--json"))
+    assert len(rotated["key"]) == 32 and rotated["key"] != key and rotated["disabled_at"] is None
+    assert generic(key) == 401 and generic(rotated["key"]) == 202
+    printed = runner.invoke(
+        app, ["integration", "rotate-key", "gen"], env={"TOCSIN_URL": url, "TOCSIN_TOKEN": TOKEN}
+    )
+    assert printed.exit_code == 0 and generic(printed.stdout.strip()) == 202
+    assert "integrations/generic" in printed.stderr  # where the new key goes
+
+    missing = runner.invoke(
+        app, ["integration", "disable", "nope"], env={"TOCSIN_URL": url, "TOCSIN_TOKEN": TOKEN}
+    )
+    assert missing.exit_code != 0 and "no integration 'nope'" in missing.stderr
+
+
 def test_bad_matcher_is_a_usage_error(url: str) -> None:
     result = runner.invoke(
         app, ["silence", "add", "-m", "no operator"], env={"TOCSIN_URL": url, "TOCSIN_TOKEN": TOKEN}

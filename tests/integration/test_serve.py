@@ -16,7 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
+import tocsin.policy
 from tocsin.testing import bearer, postgres_database
 
 pytestmark = pytest.mark.slow
@@ -75,6 +77,49 @@ def test_first_start_prints_a_working_token_once(tmp_path: Path) -> None:
     with serving(tmp_path) as (url, log):
         assert "TOCSIN_TOKEN=" not in log.read_text()
         assert httpx.get(f"{url}/api/v1/incidents/INC-1", headers=bearer(token.group(1))).status_code == 200
+
+
+def test_integrations_declared_in_the_policy_follow_it_at_every_start(tmp_path: Path) -> None:
+    """Created with the keys their variables hold, re-keyed when a variable changes, disabled when
+    taken out of the policy; the API leaves them to the policy."""
+    seed = yaml.safe_load((Path(tocsin.policy.__file__).parent / "default.yaml").read_text())
+
+    def policy(*names: str) -> str:
+        declared = [
+            {"name": name, "kind": "generic", "service": "portal", "key_env": f"{name.upper()}_KEY"}
+            for name in names
+        ]
+        data = {**seed, "alerting": {**seed["alerting"], "integrations": declared}}
+        (tmp_path / "tocsin.yaml").write_text(yaml.safe_dump(data))
+        return "tocsin.yaml"
+
+    def sent(url: str, key: str) -> int:
+        body = {"summary": "Checkout broken", "severity": "critical"}
+        return httpx.post(f"{url}/api/v1/integrations/generic", json=body, headers=bearer(key)).status_code
+
+    admin = "tsn_policy-integrations-admin"
+    first = {"TOCSIN_BOOTSTRAP_TOKEN": admin, "TOCSIN_POLICY": policy("shop", "jobs")}
+    with serving(tmp_path, **first, SHOP_KEY="shop-key-1", JOBS_KEY="jobs-key-1") as (url, log):
+        assert sent(url, "shop-key-1") == 202 and sent(url, "jobs-key-1") == 202
+        listed = httpx.get(f"{url}/api/v1/integrations", headers=bearer(admin)).json()
+        assert {r["name"]: r["from_policy"] for r in listed} == {"shop": True, "jobs": True}
+        for change in (
+            httpx.delete(f"{url}/api/v1/integrations/shop", headers=bearer(admin)),
+            httpx.post(f"{url}/api/v1/integrations/shop/key", headers=bearer(admin)),
+        ):
+            assert change.status_code == 409 and "declared in the policy" in change.json()["error"]["message"]
+    again = {"TOCSIN_BOOTSTRAP_TOKEN": admin, "TOCSIN_POLICY": policy("shop")}
+    with serving(tmp_path, **again, SHOP_KEY="shop-key-2") as (url, log):
+        assert sent(url, "shop-key-1") == 401 and sent(url, "shop-key-2") == 202  # re-keyed
+        assert sent(url, "jobs-key-1") == 401  # no longer in the policy
+        assert "integration jobs: no longer in the policy; disabled" in log.read_text()
+    back = {"TOCSIN_BOOTSTRAP_TOKEN": admin, "TOCSIN_POLICY": policy("shop", "jobs")}
+    with serving(tmp_path, **back, SHOP_KEY="jobs-key-1") as (url, log):
+        assert sent(url, "jobs-key-1") == 401  # declared again, but its variable is not set
+        text = log.read_text()
+        assert "integration jobs: environment variable JOBS_KEY is not set" in text
+        assert sent(url, "shop-key-2") == 202  # the variable's new value is jobs' old key: not taken
+        assert "integration shop: the key in SHOP_KEY is integration jobs's" in text
 
 
 def test_bootstrap_token_from_the_environment(tmp_path: Path) -> None:

@@ -233,3 +233,24 @@ def test_templates_are_checked() -> None:
 def test_unknown_time_zones(name: str) -> None:
     [issue] = issues_of(VALID.replace("Europe/Berlin", f'"{name}"'))
     assert issue.startswith(f'tocsin.yaml:2 timezone: "{name}" is not a time zone')
+
+
+def test_policy_integrations_route_to_known_services_each_with_a_key_of_its_own() -> None:
+    text = VALID + (
+        "services:\n"
+        "  - {name: portal, title: Portal, components: [{name: api, title: API}]}\n"
+        "alerting:\n"
+        "  default_severity: P0\n"
+        "  integrations:\n"
+        "    - {name: prom, kind: prometheus, service: portal, key_env: PROM_KEY}\n"
+        "    - name: am\n"
+        "      kind: alertmanager\n"
+        "      service: billing\n"
+        "      key_env: PROM_KEY\n"
+    )
+    assert issues_of(text) == [
+        'tocsin.yaml:20 alerting.integrations.1.service: unknown service "billing" '
+        "(define it under services; known: portal)",
+        'tocsin.yaml:21 alerting.integrations.1.key_env: PROM_KEY is integration "prom"\'s key already; '
+        "give each integration its own",
+    ]

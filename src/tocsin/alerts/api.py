@@ -77,6 +77,43 @@ async def list_integrations(_: Admin, rt: Rt) -> list[schemas.IntegrationOut]:
         return [_out(r) for r in await integrations.listing(session)]
 
 
+IntegrationName = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.delete("/integrations/{name}", response_model=schemas.IntegrationOut, responses=responses(404, 409))
+async def disable_integration(name: IntegrationName, _: Admin, rt: Rt) -> schemas.IntegrationOut:
+    """Disable an integration: its key is refused from now on (by other `--workers` processes within
+    10 seconds); its alerts stay. Integrations declared in the policy follow the policy (409)."""
+    async with rt.db.transaction() as session:
+        out = _out(await integrations.disable(session, rt.clock, name))
+    rt.keys.forget()
+    return out
+
+
+@router.post(
+    "/integrations/{name}/enable", response_model=schemas.IntegrationOut, responses=responses(404, 409)
+)
+async def enable_integration(name: IntegrationName, _: Admin, rt: Rt) -> schemas.IntegrationOut:
+    """Accept a disabled integration's key again."""
+    async with rt.db.transaction() as session:
+        out = _out(await integrations.enable(session, name))
+    rt.keys.forget()
+    return out
+
+
+@router.post(
+    "/integrations/{name}/key", response_model=schemas.IntegrationCreated, responses=responses(404, 409)
+)
+async def rotate_integration_key(name: IntegrationName, _: Admin, rt: Rt) -> schemas.IntegrationCreated:
+    """Give an integration a new secret key, shown once; the old key is refused from now on (by other
+    `--workers` processes within 10 seconds)."""
+    async with rt.db.transaction() as session:
+        row, key = await integrations.rotate(session, name)
+        out = _out(row)
+    rt.keys.forget()
+    return schemas.IntegrationCreated(**out.model_dump(), key=key)
+
+
 def _alert(row: Alert, names: dict[int, str]) -> schemas.AlertOut:
     return schemas.AlertOut(
         id=row.id,

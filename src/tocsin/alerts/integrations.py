@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts.models import Integration
 from tocsin.core.clock import Clock
-from tocsin.core.errors import Conflict, InvalidInput
+from tocsin.core.errors import Conflict, InvalidInput, NotFound
 from tocsin.core.ids import digest
 from tocsin.policy.alerting import SeverityRule
 from tocsin.policy.models import Policy
@@ -99,16 +99,63 @@ async def builtin(session: AsyncSession, clock: Clock, policy: Policy, kind: str
     return info(row)
 
 
+async def get(session: AsyncSession, name: str) -> Integration:
+    row = await session.scalar(select(Integration).where(Integration.name == name))
+    if row is None:
+        raise NotFound(f"no integration {name!r}", field="name")
+    return row
+
+
+def _not_from_policy(row: Integration, change: str) -> None:
+    if row.from_policy:
+        raise Conflict(
+            f"integration {row.name!r} is declared in the policy (alerting.integrations): {change} there"
+            " and restart Tocsin",
+            field="name",
+        )
+
+
+async def disable(session: AsyncSession, clock: Clock, name: str) -> Integration:
+    """Refuse the integration's key from now on (its alerts stay). Policy-declared ones follow the policy."""
+    row = await get(session, name)
+    _not_from_policy(row, "remove it")
+    if row.disabled_at is None:
+        row.disabled_at = clock.now()
+    return row
+
+
+async def enable(session: AsyncSession, name: str) -> Integration:
+    row = await get(session, name)
+    _not_from_policy(row, "declare it")
+    row.disabled_at = None
+    return row
+
+
+async def rotate(session: AsyncSession, name: str) -> tuple[Integration, str]:
+    """A new secret key for the integration (shown once); the old one is refused from now on."""
+    row = await get(session, name)
+    _not_from_policy(row, "change its key variable")
+    key = new_key()
+    row.key_hash = digest(key)
+    return row, key
+
+
 async def sync_policy(session: AsyncSession, clock: Clock, policy: Policy) -> list[str]:
-    """Create or re-key the integrations the policy declares; their keys come from the environment."""
+    """Make the integrations the policy declares exist, enabled, with the keys their environment
+    variables hold (an integration of that name made by the API is taken over); disable the ones an
+    earlier policy declared and this one does not. Returns what could not be done, and what was disabled."""
     problems: list[str] = []
+    declared = {spec.name for spec in policy.alerting.integrations}
     for spec in policy.alerting.integrations:
         key = os.environ.get(spec.key_env)
         if not key:
             problems.append(f"integration {spec.name}: environment variable {spec.key_env} is not set")
             continue
+        holder = await session.scalar(select(Integration.name).where(Integration.key_hash == digest(key)))
+        if holder is not None and holder != spec.name:
+            problems.append(f"integration {spec.name}: the key in {spec.key_env} is integration {holder}'s")
+            continue
         row = await session.scalar(select(Integration).where(Integration.name == spec.name))
-        rules = [r.model_dump(mode="json") for r in spec.severity_rules]
         if row is None:
             await create(
                 session,
@@ -122,11 +169,16 @@ async def sync_policy(session: AsyncSession, clock: Clock, policy: Policy) -> li
                 key=key,
                 from_policy=True,
             )
-        else:
-            row.kind, row.service, row.severity_rules, row.key_hash = (
-                spec.kind,
-                spec.service,
-                rules,
-                digest(key),
-            )
+            continue
+        row.kind, row.service, row.key_hash = spec.kind, spec.service, digest(key)
+        row.severity_rules = [r.model_dump(mode="json") for r in spec.severity_rules]
+        row.from_policy, row.disabled_at = True, None
+    gone = select(Integration).where(
+        Integration.from_policy.is_(True),
+        Integration.disabled_at.is_(None),
+        Integration.name.not_in(declared),
+    )
+    for row in await session.scalars(gone):
+        row.disabled_at = clock.now()
+        problems.append(f"integration {row.name}: no longer in the policy; disabled")
     return problems

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -45,9 +45,14 @@ def create(
     if as_json:
         emit_json(created)
         return
-    typer.echo(created["key"])
-    hint = ENDPOINT_HINT.get(kind, "").format(
-        url=url.rstrip("/"), key=created["key"], host=re.sub(r"^https?://", "", url.rstrip("/"))
+    _print_key(created, url)
+
+
+def _print_key(integration: dict[str, Any], url: str) -> None:
+    """The key on stdout (for scripts), and where to put it on stderr."""
+    typer.echo(integration["key"])
+    hint = ENDPOINT_HINT.get(integration["kind"], "").format(
+        url=url.rstrip("/"), key=integration["key"], host=re.sub(r"^https?://", "", url.rstrip("/"))
     )
     if hint:
         typer.echo(hint, err=True)
@@ -60,12 +65,54 @@ def list_integrations(url: Url = DEFAULT_URL, token: Token = None, as_json: Json
     if as_json:
         emit_json(rows)
         return
-    table = Table("name", "kind", "service", "from policy", "created")
+    table = Table("name", "kind", "service", "from policy", "created", "disabled")
     for r in rows:
         table.add_row(
-            r["name"], r["kind"], r["service"] or "-", "yes" if r["from_policy"] else "", r["created_at"][:16]
+            r["name"],
+            r["kind"],
+            r["service"] or "-",
+            "yes" if r["from_policy"] else "",
+            r["created_at"][:16],
+            (r["disabled_at"] or "")[:16],
         )
     out.print(table)
+
+
+IntegrationName = Annotated[str, typer.Argument(help="the integration's name")]
+
+
+@integration_app.command("disable", epilog=EXIT_CODES)
+def disable(
+    name: IntegrationName, url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False
+) -> None:
+    """Refuse the integration's key from now on (its alerts stay); `enable` undoes it."""
+    row = connect(url, token).delete(f"/api/v1/integrations/{name}")
+    if as_json:
+        emit_json(row)
+        return
+    typer.echo(f"integration {row['name']} disabled")
+
+
+@integration_app.command("enable", epilog=EXIT_CODES)
+def enable(name: IntegrationName, url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False) -> None:
+    """Accept a disabled integration's key again."""
+    row = connect(url, token).post(f"/api/v1/integrations/{name}/enable")
+    if as_json:
+        emit_json(row)
+        return
+    typer.echo(f"integration {row['name']} enabled")
+
+
+@integration_app.command("rotate-key", epilog=EXIT_CODES)
+def rotate_key(
+    name: IntegrationName, url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False
+) -> None:
+    """Give the integration a new secret key and print it (shown once); the old key stops working."""
+    row = connect(url, token).post(f"/api/v1/integrations/{name}/key")
+    if as_json:
+        emit_json(row)
+        return
+    _print_key(row, url)
 
 
 def _matcher(text: str) -> dict[str, object]:

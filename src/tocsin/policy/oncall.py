@@ -238,8 +238,26 @@ def check_references(policy: Policy) -> None:
     _check_teams(problems, policy)
     _check_steps(problems, policy, {name for _, name in rotations})
     _check_paging(problems, policy)
+    _check_integrations(problems, policy)
     if problems:
         raise _errors(problems)
+
+
+def _check_integrations(problems: Problems, policy: Policy) -> None:
+    """The policy's integrations route to services it defines, each with a key variable of its own
+    (two integrations with one key could not be told apart)."""
+    services = {s.name for s in policy.services}
+    variables: dict[str, str] = {}
+    for i, spec in enumerate(policy.alerting.integrations):
+        loc: tuple[str | int, ...] = ("alerting", "integrations", i)
+        if spec.service is not None and spec.service not in services:
+            problems.append(
+                ((*loc, "service"), _unknown("service", spec.service, services, "services"), spec.service)
+            )
+        other = variables.setdefault(spec.key_env, spec.name)
+        if other != spec.name:
+            message = f'{spec.key_env} is integration "{other}"\'s key already; give each integration its own'
+            problems.append(((*loc, "key_env"), message, spec.key_env))
 
 
 def _check_teams(problems: Problems, policy: Policy) -> None:
