@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
+from tocsin.alerts import jobs
 from tocsin.alerts import service as alerts
 from tocsin.runtime import Runtime
 from tocsin.testing import FakeClock, bearer, migrated_sqlite, prometheus_integration
@@ -317,6 +318,77 @@ async def test_silenced_alerts_are_recorded_but_open_nothing(
     assert await incidents(client, tokens["viewer"]) == []
     listed = (await client.get("/api/v1/alerts", headers=bearer(tokens["viewer"]))).json()
     assert listed[0]["muted_by"] == f"silence:{r.json()['id']}"
+
+
+async def test_an_alert_still_firing_when_its_silence_ends_is_unmuted_and_opens_its_incident(
+    client: httpx.AsyncClient, rt: Runtime, tokens: dict[str, str], clock: FakeClock
+) -> None:
+    """As Alertmanager notifies an alert whose silence expires: the alert that began in the silence and
+    still fires (re-sent, or never resolved) opens its incident once the silence ends; one another
+    silence in force covers stays muted, now by that one."""
+    key = await integration(client, tokens["admin"], "prometheus")
+    responder = bearer(tokens["responder"])
+
+    async def silence(value: str, minutes: int) -> int:
+        body = {
+            "matchers": [{"name": "alertname", "value": value, "is_regex": True}],
+            "ends_at": (clock.now() + timedelta(minutes=minutes)).isoformat(),
+            "comment": "resizing volumes",
+        }
+        r = await client.post("/api/v1/silences", json=body, headers=responder)
+        assert r.status_code == 201
+        return int(r.json()["id"])
+
+    def firing(name: str) -> dict[str, Any]:
+        ends = (clock.now() + timedelta(hours=1)).isoformat()
+        return {"labels": {"alertname": name, "severity": "critical"}, "endsAt": ends}
+
+    short, long = await silence("Disk.*", 30), await silence("DiskSlow", 120)
+    sent = [firing("DiskFull"), firing("DiskSlow")]
+    assert (await client.post("/api/v2/alerts", json=sent, headers=bearer(key))).status_code == 200
+    assert await incidents(client, tokens["viewer"]) == []
+    await jobs.expire_alerts(rt)
+    assert await incidents(client, tokens["viewer"]) == []  # both silences in force: nothing changes
+
+    clock.advance(timedelta(minutes=31))  # the short silence is over; DiskSlow's long one is not
+    assert (await client.post("/api/v2/alerts", json=sent, headers=bearer(key))).status_code == 200
+    assert await incidents(client, tokens["viewer"]) == []  # a re-send alone does not unmute
+    await jobs.expire_alerts(rt)
+    opened = await incidents(client, tokens["viewer"])
+    assert [(i["title"], i["severity"]) for i in opened] == [("DiskFull", "P0")]
+    listed = {
+        a["labels"]["alertname"]: a for a in (await client.get("/api/v1/alerts", headers=responder)).json()
+    }
+    assert listed["DiskFull"]["muted_by"] is None and listed["DiskFull"]["incident"] == opened[0]["id"]
+    assert listed["DiskFull"]["count"] == 2  # the same alert, not a new one
+    assert listed["DiskSlow"]["muted_by"] == f"silence:{long}" and listed["DiskSlow"]["incident"] is None
+    timeline = (await client.get(f"/api/v1/incidents/{opened[0]['id']}/timeline", headers=responder)).json()
+    told = [e["data"] for e in timeline if e["kind"] == "alert"]
+    assert told == [
+        {
+            "integration": told[0]["integration"],
+            "opened": 1,
+            "alerts": [told[0]["alerts"][0]],
+            "grouped": False,
+            "unmuted": [f"silence:{short}"],
+        }
+    ]
+    assert told[0]["alerts"][0]["summary"] == "DiskFull" and told[0]["integration"].startswith("prometheus")
+
+    # Ended early by hand: DiskSlow joins the open incident of its group and raises nothing new.
+    assert (await client.delete(f"/api/v1/silences/{long}", headers=responder)).status_code == 200
+    await jobs.expire_alerts(rt)
+    listed = {
+        a["labels"]["alertname"]: a for a in (await client.get("/api/v1/alerts", headers=responder)).json()
+    }
+    assert listed["DiskSlow"]["muted_by"] is None and listed["DiskSlow"]["incident"] == opened[0]["id"]
+    assert len(await incidents(client, tokens["viewer"])) == 1
+    await jobs.expire_alerts(rt)  # nothing left to unmute: no other note
+    timeline = (await client.get(f"/api/v1/incidents/{opened[0]['id']}/timeline", headers=responder)).json()
+    assert [e["data"].get("unmuted") for e in timeline if e["kind"] == "alert"] == [
+        [f"silence:{short}"],
+        [f"silence:{long}"],
+    ]
 
 
 async def test_unknown_key_and_oversized_requests(client: httpx.AsyncClient, tokens: dict[str, str]) -> None:

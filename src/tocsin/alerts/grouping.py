@@ -137,7 +137,7 @@ async def raise_severity(
         await incidents.change_severity(session, clock, policy, incident, best, actor, reason)
 
 
-def _sample(alerts: Iterable[NewAlert | Alert]) -> list[dict[str, object]]:
+def sample(alerts: Iterable[NewAlert | Alert]) -> list[dict[str, object]]:
     return [
         {"id": a.id, "summary": a.summary[:200], "severity": a.severity, "dedup_key": a.dedup_key[:80]}
         for a in alerts
@@ -154,7 +154,7 @@ async def record(
         "integration": integration,
         "opened": max(untold, len(attached.opened)),
         "total": sum(g.alert_count for g in attached.groups),
-        "alerts": _sample(attached.opened[:20]),
+        "alerts": sample(attached.opened[:20]),
         "grouped": not attached.created,
     }
     if attached.muted:
@@ -184,7 +184,7 @@ async def tell_quiet_groups(session: AsyncSession, clock: Clock, limit: int = 10
         data = {
             "opened": group.alert_count - group.told,
             "total": group.alert_count,
-            "alerts": _sample(newest),
+            "alerts": sample(newest),
             "grouped": True,
         }
         group.told, group.told_at = group.alert_count, now

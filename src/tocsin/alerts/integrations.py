@@ -84,6 +84,13 @@ async def by_key(session: AsyncSession, key: str) -> IntegrationInfo | None:
     return info(row) if row is not None else None
 
 
+async def by_id(session: AsyncSession, integration_id: int) -> IntegrationInfo:
+    row = await session.get(Integration, integration_id)
+    if row is None:
+        raise NotFound(f"no integration {integration_id}", field="integration")
+    return info(row)
+
+
 async def listing(session: AsyncSession) -> list[Integration]:
     return list(await session.scalars(select(Integration).order_by(Integration.name)))
 

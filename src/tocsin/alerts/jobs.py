@@ -7,9 +7,11 @@ from tocsin.runtime import Runtime
 
 
 async def expire_alerts(rt: Runtime) -> int:
-    """Resolve Prometheus alerts whose endsAt passed without a re-send; tell timelines of quiet storms."""
+    """Resolve Prometheus alerts whose endsAt passed without a re-send; unmute alerts whose silence
+    ended; tell timelines of quiet storms."""
     async with rt.db.transaction() as session:
         count = await service.expire(session, rt.clock, rt.policy)
+        count += await service.unmute_ended(session, rt.clock, rt.policy)
         count += await grouping.tell_quiet_groups(session, rt.clock)
     if count:
         rt.bus.publish("incidents")

@@ -48,6 +48,13 @@ class Alert(Base):
         ).ddl_if(dialect="postgresql"),
         Index("ix_alerts_incident", "incident_id"),
         Index("ix_alerts_status_ends", "status", "ends_at"),
+        # The muted alerts only (few): found again when their silence ends (`service.unmute_ended`).
+        Index(
+            "ix_alerts_muted",
+            "muted_by",
+            sqlite_where=text("muted_by IS NOT NULL"),
+            postgresql_where=text("muted_by IS NOT NULL"),
+        ),
         # Declared on SQLite only. PostgreSQL checks each new row's references with a trigger that locks
         # the rows referred to (FOR KEY SHARE): in a storm, the one incident and integration that thousands
         # of alerts a second point at, locked by every concurrent commit. Those rows are never deleted

@@ -10,7 +10,7 @@ from typing import Protocol
 from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tocsin.alerts import fastlane, grouping, openkeys, silences
+from tocsin.alerts import fastlane, grouping, integrations, openkeys, silences
 from tocsin.alerts.integrations import IntegrationInfo
 from tocsin.alerts.models import OPEN_STATUSES, Alert, AlertGroup
 from tocsin.alerts.signals import NewAlert, Outcome, Repeat, Signal
@@ -352,6 +352,75 @@ async def expire(session: AsyncSession, clock: Clock, policy: Policy, limit: int
         alert.status, alert.resolved_at = "resolved", now
     await after_resolve(session, clock, policy, rows, "tocsin")
     return len(rows)
+
+
+async def unmute_ended(session: AsyncSession, clock: Clock, policy: Policy, limit: int = 1000) -> int:
+    """Open alerts whose silence or maintenance window has ended: muted by another one in force if it
+    matches, else unmuted and treated as if they had just fired, as Alertmanager notifies an alert whose
+    silence expires: kept in their incident if it is open, else grouped into one (opening it, and so
+    paging, if none is open), the timeline told, the severity raised. Without this, an alert that began
+    in a silence and still fired after it would stay muted for good, its re-sends mere repeats."""
+    now = clock.now()
+    in_force = await silences.active(session, now)
+    query = select(Alert).where(Alert.muted_by.is_not(None), Alert.status.in_(OPEN_STATUSES))
+    if in_force:  # by `ix_alerts_muted`, reading only the alerts muted by what has ended
+        query = query.where(Alert.muted_by.not_in([f"{s.kind}:{s.id}" for s in in_force]))
+    freed: dict[int, list[Alert]] = {}
+    rows = list(await session.scalars(query.order_by(Alert.id).limit(limit)))
+    for row in rows:
+        silence = silences.muting(in_force, row.labels)
+        if silence is not None:
+            row.muted_by = f"{silence.kind}:{silence.id}"
+        else:
+            freed.setdefault(row.integration_id, []).append(row)
+    for integration_id, alerts in freed.items():
+        await _unmute(session, clock, policy, await integrations.by_id(session, integration_id), alerts, now)
+    return len(rows)
+
+
+async def _unmute(
+    session: AsyncSession,
+    clock: Clock,
+    policy: Policy,
+    integration: IntegrationInfo,
+    alerts: list[Alert],
+    now: datetime,
+) -> None:
+    ended = sorted({a.muted_by or "" for a in alerts})
+    touched: dict[int, grouping.Attached] = {}
+    regroup: list[tuple[Alert, NewAlert]] = []
+    for row in alerts:
+        row.muted_by = None
+        view = NewAlert.like(row)
+        incident = await incidents.get(session, row.incident_id, for_update=True) if row.incident_id else None
+        if incident is not None and is_open(incident.status):
+            touched.setdefault(incident.id, grouping.Attached(incident, created=False)).opened.append(view)
+        else:
+            regroup.append((row, view))
+    if regroup:
+        grouped = await _group(session, clock, policy, integration, [v for _, v in regroup], "tocsin", now)
+        for row, view in regroup:
+            row.incident_id = view.incident_id
+        for incident_id, attached in grouped.items():
+            found = touched.setdefault(incident_id, attached)
+            if found is not attached:
+                found.opened += attached.opened
+                found.groups += attached.groups
+    for attached in touched.values():
+        for group in attached.groups:  # told here: not again as a quiet storm
+            group.told, group.told_at = group.alert_count, now
+        data: dict[str, object] = {
+            "integration": integration.name,
+            "opened": len(attached.opened),
+            "alerts": grouping.sample(attached.opened[:20]),
+            "grouped": not attached.created,
+            "unmuted": ended,
+        }
+        await incidents.record(session, clock, attached.incident, EventKind.alert, "tocsin", data)
+        if is_open(attached.incident.status):
+            await grouping.raise_severity(
+                session, clock, policy, attached.incident, attached.opened, "tocsin"
+            )
 
 
 def expired(now: datetime, limit: int) -> Select[Alert]:

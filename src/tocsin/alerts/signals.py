@@ -100,5 +100,10 @@ class NewAlert:
         """The values to insert."""
         return {name: getattr(self, name) for name in _ROW_FIELDS}
 
+    @classmethod
+    def like(cls, row: Any) -> NewAlert:
+        """The values of an alert already written (an `alerts` row), to go through grouping again."""
+        return cls(**{name: getattr(row, name) for name in _ROW_FIELDS}, id=row.id)
+
 
 _ROW_FIELDS = [f for f in NewAlert.__dataclass_fields__ if f != "id"]
