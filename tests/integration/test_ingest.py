@@ -391,6 +391,34 @@ async def test_an_alert_still_firing_when_its_silence_ends_is_unmuted_and_opens_
     ]
 
 
+async def test_resolving_an_incident_resolves_its_alerts_so_a_recurrence_opens_a_new_one(
+    client: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
+    """An alert left open on a resolved incident would take the next trigger of its key as a repeat:
+    the problem coming back would page nobody. As in PagerDuty, resolving the incident resolves them."""
+    key = await integration(client, tokens["admin"], "generic")
+    responder = bearer(tokens["responder"])
+
+    async def trigger() -> dict[str, Any]:
+        body = {"summary": "Checkout failing", "severity": "critical", "dedup_key": "checkout"}
+        r = await client.post("/api/v1/integrations/generic", json=body, headers=bearer(key))
+        assert r.status_code == 202
+        return dict(r.json())
+
+    first = await trigger()
+    assert (await trigger())["incident"] == first["incident"]  # a repeat while it is open
+    r = await client.post(f"/api/v1/incidents/{first['incident']}/resolve", json={}, headers=responder)
+    assert r.status_code == 200, r.text
+    listed = (await client.get("/api/v1/alerts?status=resolved", headers=responder)).json()
+    assert [(a["dedup_key"], a["count"]) for a in listed] == [("checkout", 2)]
+    timeline = (await client.get(f"/api/v1/incidents/{first['incident']}/timeline", headers=responder)).json()
+    assert [e["data"].get("alerts_resolved") for e in timeline if e["kind"] == "status_change"][-1] == 1
+
+    again = await trigger()  # the problem is back: a new alert, and a new incident that pages
+    assert again["alert_id"] != first["alert_id"] and again["incident"] != first["incident"]
+    assert [i["status"] for i in await incidents(client, tokens["viewer"])] == ["triggered", "resolved"]
+
+
 async def test_unknown_key_and_oversized_requests(client: httpx.AsyncClient, tokens: dict[str, str]) -> None:
     key = await integration(client, tokens["admin"], "alertmanager")
     r = await client.post(

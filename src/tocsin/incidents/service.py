@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tocsin.alerts.models import Alert
+from tocsin.alerts.models import OPEN_STATUSES, Alert
 from tocsin.core.clock import Clock
 from tocsin.core.durations import format_duration
 from tocsin.core.errors import Conflict, InvalidInput, NotFound
@@ -184,6 +184,19 @@ async def firing_alerts(session: AsyncSession, incident_id: int) -> int:
     return await session.scalar(query) or 0
 
 
+async def _resolve_alerts(session: AsyncSession, incident_id: int, now: datetime) -> int:
+    """Resolve the incident's alerts still open (firing, acknowledged or muted), as PagerDuty does: an
+    alert left open on a resolved incident would take its later triggers and re-sends as repeats, and
+    a recurrence would page nobody. If it still fires, its next trigger opens an alert and an incident."""
+    result = await session.execute(
+        update(Alert)
+        .where(Alert.incident_id == incident_id, Alert.status.in_(OPEN_STATUSES))
+        .values(status="resolved", resolved_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def _check_stable(session: AsyncSession, incident: Incident, now: datetime, override: str) -> None:
     """The stability watch: a mitigated incident resolves once the watch has passed with no alert firing."""
     if override or incident.mitigated_at is None or Status(incident.status) not in MITIGATED:
@@ -256,6 +269,10 @@ async def change_status(
         data["note"] = note
     if override and new is Status.resolved:
         data["override"] = override
+    if new is Status.resolved:
+        closed = await _resolve_alerts(session, incident.id, now)
+        if closed:
+            data["alerts_resolved"] = closed
     if incident.watch_until is not None and new in (Status.mitigated, Status.monitoring):
         data["watch_until"] = incident.watch_until.isoformat()
     append(session, incident, EventKind.status_change, actor, now, data)
