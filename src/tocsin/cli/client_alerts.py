@@ -81,26 +81,28 @@ def list_integrations(url: Url = DEFAULT_URL, token: Token = None, as_json: Json
 IntegrationName = Annotated[str, typer.Argument(help="the integration's name")]
 
 
+def _said(row: Any, as_json: bool, line: str) -> None:
+    """What a command did: the API's answer with --json, else one line."""
+    if as_json:
+        emit_json(row)
+    else:
+        typer.echo(line)
+
+
 @integration_app.command("disable", epilog=EXIT_CODES)
 def disable(
     name: IntegrationName, url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False
 ) -> None:
     """Refuse the integration's key from now on (its alerts stay); `enable` undoes it."""
     row = connect(url, token).delete(f"/api/v1/integrations/{name}")
-    if as_json:
-        emit_json(row)
-        return
-    typer.echo(f"integration {row['name']} disabled")
+    _said(row, as_json, f"integration {row['name']} disabled")
 
 
 @integration_app.command("enable", epilog=EXIT_CODES)
 def enable(name: IntegrationName, url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False) -> None:
     """Accept a disabled integration's key again."""
     row = connect(url, token).post(f"/api/v1/integrations/{name}/enable")
-    if as_json:
-        emit_json(row)
-        return
-    typer.echo(f"integration {row['name']} enabled")
+    _said(row, as_json, f"integration {row['name']} enabled")
 
 
 @integration_app.command("rotate-key", epilog=EXIT_CODES)
@@ -186,10 +188,7 @@ def expire(
 ) -> None:
     """End a silence now."""
     row = connect(url, token).delete(f"/api/v1/silences/{silence_id}")
-    if as_json:
-        emit_json(row)
-        return
-    typer.echo(f"silence {row['id']} ended")
+    _said(row, as_json, f"silence {row['id']} ended")
 
 
 @alert_app.command("list", epilog=EXIT_CODES)
