@@ -386,7 +386,7 @@ async def _unmute(
     alerts: list[Alert],
     now: datetime,
 ) -> None:
-    ended = sorted({a.muted_by or "" for a in alerts})
+    muted_by = {row.id: row.muted_by or "" for row in alerts}
     touched: dict[int, grouping.Attached] = {}
     regroup: list[tuple[Alert, NewAlert]] = []
     for row in alerts:
@@ -414,7 +414,7 @@ async def _unmute(
             "opened": len(attached.opened),
             "alerts": grouping.sample(attached.opened[:20]),
             "grouped": not attached.created,
-            "unmuted": ended,
+            "unmuted": sorted({muted_by[v.id] for v in attached.opened if v.id is not None}),
         }
         await incidents.record(session, clock, attached.incident, EventKind.alert, "tocsin", data)
         if is_open(attached.incident.status):
