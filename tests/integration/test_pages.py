@@ -445,3 +445,52 @@ async def test_an_incident_from_alerts_shows_them(
     assert 'id="alerts"' in html and "12 firing" in html
     assert "&lt;b&gt;api 0&lt;/b&gt; down" in html and "<b>api 0</b>" not in html
     assert "opened the incident" in html and "via prom" in html
+
+
+async def test_an_alert_on_the_incident_page_shows_its_labels_links_and_details(
+    sign_in: Callable[[Role], Awaitable[Browser]], app: FastAPI
+) -> None:
+    """What the sender attached, for the engineer: PagerDuty's custom details, the source link, the
+    labels; a link that is not http(s) is not made a link."""
+    b = await sign_in(Role.admin)
+    r = await b.client.post(
+        "/api/v1/integrations", json={"name": "pd", "kind": "pagerduty"}, headers=bearer(b.token)
+    )
+    event = {
+        "routing_key": r.json()["key"],
+        "event_action": "trigger",
+        "payload": {
+            "summary": "Magic link emails failing",
+            "source": "sendgrid",
+            "severity": "error",
+            "custom_details": {"bounced": 412, "note": "<script>x()</script>"},
+        },
+        "links": [
+            {"href": "https://status.sendgrid.com", "text": "SendGrid status"},
+            {"href": "javascript:alert(1)", "text": "bad"},
+        ],
+    }
+    assert (await b.client.post("/v2/enqueue", json=event)).status_code == 202
+    listed = (await b.client.get("/api/v1/alerts", headers=bearer(b.token))).json()
+    assert listed[0]["details"] == {"bounced": 412, "note": "<script>x()</script>"}
+    html = await b.page("/incidents/INC-1")
+    assert '<a href="https://status.sendgrid.com" rel="noopener noreferrer nofollow"' in html
+    assert "javascript:" not in html and "<script>x()" not in html
+    assert "&#34;bounced&#34;: 412" in html or '"bounced": 412' in html
+    prom = await b.client.post(
+        "/api/v1/integrations", json={"name": "prom", "kind": "prometheus"}, headers=bearer(b.token)
+    )
+    firing = {
+        "labels": {"alertname": "ApiDown", "instance": "api-1"},
+        "annotations": {"summary": "api-1 down", "runbook_url": "https://wiki.example/api-down"},
+        "generatorURL": "http://prometheus.example/graph?g0.expr=up",
+    }
+    assert (
+        await b.client.post("/api/v2/alerts", json=[firing], headers=bearer(prom.json()["key"]))
+    ).is_success
+    html = await b.page("/incidents/INC-1")  # the same (service-less) group: one incident
+    assert '<a href="https://wiki.example/api-down" rel="noopener noreferrer nofollow"' in html
+    assert (
+        '<a href="http://prometheus.example/graph?g0.expr=up"' in html
+        and "<code>instance=api-1</code>" in html
+    )

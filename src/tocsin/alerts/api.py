@@ -128,6 +128,7 @@ def _alert(row: Alert, names: dict[int, str]) -> schemas.AlertOut:
         component=row.component,
         labels=row.labels,
         annotations=row.annotations,
+        details=row.details,
         links=row.links,
         starts_at=row.starts_at,
         ends_at=row.ends_at,

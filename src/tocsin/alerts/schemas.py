@@ -54,6 +54,10 @@ class AlertOut(BaseModel):
     component: str | None
     labels: dict[str, Any]
     annotations: dict[str, Any]
+    details: dict[str, Any] = Field(
+        description="what the sender attached: PagerDuty's custom_details (and images), the generic"
+        " webhook's details"
+    )
     links: list[Any]
     starts_at: datetime
     ends_at: datetime | None
