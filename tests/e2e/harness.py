@@ -1,4 +1,5 @@
-"""What the browser tests share: Debian's Chromium, free ports, and a real uvicorn server of the app."""
+"""What the browser tests share: Debian's Chromium, free ports, a user to sign in as, and a real uvicorn
+server of the app."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tocsin.auth import service as auth
+from tocsin.auth.roles import Role
+from tocsin.core.clock import SystemClock
+from tocsin.db.engine import Database
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -28,6 +34,21 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
 STARTUP_SECONDS = 30
+PASSWORD = "correct horse battery"
+
+
+async def user_with_token(database_url: str, role: Role = Role.commander, display_name: str = "") -> str:
+    """The user "ada", who signs in with PASSWORD, in `role`; returns an API token of hers."""
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            clock = SystemClock()
+            user = await auth.create_user(
+                session, clock, name="ada", role=role, password=PASSWORD, display_name=display_name
+            )
+            return await auth.create_token(session, clock, user, "e2e")
+    finally:
+        await db.dispose()
 
 
 def require_chromium() -> None:
@@ -48,6 +69,13 @@ def seed_policy_file(path: Path, extra: str) -> Path:
     policy = re.sub(r"^(people|teams): \[\]\n", "", policy, flags=re.M) + extra
     path.write_text(policy, encoding="utf-8")
     return path
+
+
+def sign_in(page: Any) -> None:
+    """On the sign-in form: sign in as "ada" (`user_with_token`)."""
+    page.get_by_label("Name").fill("ada")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
 
 
 @contextmanager

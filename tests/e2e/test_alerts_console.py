@@ -9,27 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from e2e.harness import SCREENSHOTS, browser_page, require_chromium, uvicorn_server
-from tocsin.auth import service as auth
+from e2e.harness import SCREENSHOTS, browser_page, require_chromium, sign_in, user_with_token, uvicorn_server
 from tocsin.auth.roles import Role
-from tocsin.core.clock import SystemClock
-from tocsin.db.engine import Database
 from tocsin.testing import bearer, migrated_sqlite
 
 pytestmark = pytest.mark.e2e
-
-PASSWORD = "correct horse battery"
-
-
-async def admin_token(database_url: str) -> str:
-    db = Database(database_url)
-    try:
-        async with db.transaction() as session:
-            clock = SystemClock()
-            user = await auth.create_user(session, clock, name="ada", role=Role.admin, password=PASSWORD)
-            return await auth.create_token(session, clock, user, "e2e")
-    finally:
-        await db.dispose()
 
 
 def firing(i: int) -> dict[str, object]:
@@ -55,7 +39,7 @@ def test_an_alert_opens_to_show_what_its_sender_attached(tmp_path: Path) -> None
 
     require_chromium()
     database_url = migrated_sqlite(tmp_path / "template.db", tmp_path / "tocsin.db")
-    token = asyncio.run(admin_token(database_url))
+    token = asyncio.run(user_with_token(database_url, Role.admin))
     with uvicorn_server(tmp_path, {"TOCSIN_DATABASE_URL": database_url}) as url:
         created = httpx.post(
             f"{url}/api/v1/integrations",
@@ -66,12 +50,9 @@ def test_an_alert_opens_to_show_what_its_sender_attached(tmp_path: Path) -> None
         sent = httpx.post(f"{url}/api/v2/alerts", json=[firing(i) for i in range(3)], headers=bearer(key))
         assert sent.status_code == 200, sent.text
         with sync_playwright() as p, browser_page(p, 1366, 900) as (page, problems):
-            page.goto(f"{url}/login")
-            page.get_by_label("Name").fill("ada")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            expect(page).to_have_url(f"{url}/")
-            page.goto(f"{url}/incidents/INC-1")
+            page.goto(f"{url}/login?next=/incidents/INC-1")
+            sign_in(page)
+            expect(page).to_have_url(f"{url}/incidents/INC-1")
             alerts = page.locator("#alerts")
             expect(alerts).to_contain_text("3 firing")
             first = alerts.locator("details.alert-detail").first

@@ -9,16 +9,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from e2e.harness import SCREENSHOTS, browser_page, require_chromium, uvicorn_server
-from tocsin.auth import service as auth
-from tocsin.auth.roles import Role
-from tocsin.core.clock import SystemClock
-from tocsin.db.engine import Database
+from e2e.harness import PASSWORD, SCREENSHOTS, browser_page, require_chromium, user_with_token, uvicorn_server
 from tocsin.testing import bearer, migrated_sqlite
 
 pytestmark = pytest.mark.e2e
-
-PASSWORD = "correct horse battery"
 
 
 @dataclass(frozen=True)
@@ -27,26 +21,12 @@ class Server:
     token: str  # an API token of the commander, to act "from elsewhere" while the page is open
 
 
-async def seed(database_url: str) -> str:
-    """A commander who signs in with a password, and an API token for the same user."""
-    db = Database(database_url)
-    try:
-        async with db.transaction() as session:
-            clock = SystemClock()
-            user = await auth.create_user(
-                session, clock, name="ada", role=Role.commander, password=PASSWORD, display_name="Ada"
-            )
-            return await auth.create_token(session, clock, user, "e2e")
-    finally:
-        await db.dispose()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     require_chromium()
     tmp = tmp_path_factory.mktemp("e2e")
     database_url = migrated_sqlite(tmp / "template.db", tmp / "tocsin.db")
-    token = asyncio.run(seed(database_url))
+    token = asyncio.run(user_with_token(database_url, display_name="Ada"))
     with uvicorn_server(tmp, {"TOCSIN_DATABASE_URL": database_url}) as url:
         yield Server(url, token)
 

@@ -14,17 +14,14 @@ from e2e.harness import (
     browser_page,
     require_chromium,
     seed_policy_file,
+    sign_in,
+    user_with_token,
     uvicorn_server,
 )
-from tocsin.auth import service as auth
-from tocsin.auth.roles import Role
-from tocsin.core.clock import SystemClock
-from tocsin.db.engine import Database
 from tocsin.testing import migrated_sqlite
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "correct horse battery"
 NY = ZoneInfo("America/New_York")
 ONCALL = """
 people:
@@ -46,21 +43,12 @@ teams:
 """
 
 
-async def seed(database_url: str) -> None:
-    db = Database(database_url)
-    try:
-        async with db.transaction() as session:
-            await auth.create_user(session, SystemClock(), name="ada", role=Role.commander, password=PASSWORD)
-    finally:
-        await db.dispose()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_chromium()
     tmp = tmp_path_factory.mktemp("e2e-oncall")
     database_url = migrated_sqlite(tmp / "template.db", tmp / "tocsin.db")
-    asyncio.run(seed(database_url))
+    asyncio.run(user_with_token(database_url))
     policy = seed_policy_file(tmp / "tocsin.yaml", ONCALL)
     with uvicorn_server(tmp, {"TOCSIN_DATABASE_URL": database_url, "TOCSIN_POLICY": str(policy)}) as url:
         yield url
@@ -72,9 +60,7 @@ def test_the_page_shows_who_is_on_call_and_an_override_changes_it(server: str) -
     with sync_playwright() as p, browser_page(p, 1366, 900) as (page, problems):
         page.goto(f"{server}/oncall")
         expect(page).to_have_url(re.compile(r"/login"))
-        page.get_by_label("Name").fill("ada")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        sign_in(page)
         expect(page).to_have_url(f"{server}/oncall")
         expect(page.get_by_role("heading", name="On call", level=1)).to_be_visible()
         expect(

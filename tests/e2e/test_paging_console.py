@@ -17,17 +17,14 @@ from e2e.harness import (
     browser_page,
     require_chromium,
     seed_policy_file,
+    sign_in,
+    user_with_token,
     uvicorn_server,
 )
-from tocsin.auth import service as auth
-from tocsin.auth.roles import Role
-from tocsin.core.clock import SystemClock
-from tocsin.db.engine import Database
 from tocsin.testing import bearer, migrated_sqlite
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "correct horse battery"
 ENGINE_SECONDS = 30  # how long to wait for the in-process engine to page (a bound, not a measurement)
 TEAM = """
 people:
@@ -50,23 +47,12 @@ class Server:
     token: str
 
 
-async def seed(database_url: str) -> str:
-    db = Database(database_url)
-    try:
-        async with db.transaction() as session:
-            clock = SystemClock()
-            user = await auth.create_user(session, clock, name="ada", role=Role.commander, password=PASSWORD)
-            return await auth.create_token(session, clock, user, "e2e")
-    finally:
-        await db.dispose()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     require_chromium()
     tmp = tmp_path_factory.mktemp("e2e-paging")
     database_url = migrated_sqlite(tmp / "template.db", tmp / "tocsin.db")
-    token = asyncio.run(seed(database_url))
+    token = asyncio.run(user_with_token(database_url))
     policy = seed_policy_file(tmp / "tocsin.yaml", TEAM)
     with uvicorn_server(tmp, {"TOCSIN_DATABASE_URL": database_url, "TOCSIN_POLICY": str(policy)}) as url:
         yield Server(url, token)
@@ -100,9 +86,7 @@ def test_escalate_now_pages_the_next_person(server: Server) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p, browser_page(p, 1366, 900) as (page, problems):
         page.goto(f"{server.url}/login?next=/incidents/{ref}")
-        page.get_by_label("Name").fill("ada")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        sign_in(page)
         expect(page).to_have_url(f"{server.url}/incidents/{ref}")
 
         card = page.locator("#paging")
