@@ -151,13 +151,16 @@ def database(backend: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def _connections(pid: int, port: int) -> int:
-    """How many established TCP connections to `port` process `pid` holds (from /proc)."""
+LISTEN, ESTABLISHED = "0A", "01"  # TCP states as /proc/net/tcp writes them
+
+
+def _sockets(pid: int, port: int, state: str = ESTABLISHED) -> int:
+    """How many TCP sockets on `port` in `state` process `pid` holds (from /proc)."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # 01: ESTABLISHED
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
                 inodes.add(fields[9])
     held = 0
     for fd in Path(f"/proc/{pid}/fd").iterdir():
@@ -175,6 +178,10 @@ def test_workers_take_an_even_share_of_a_burst_of_connections(tmp_path: Path) ->
     with serving(tmp_path, TOCSIN_WORKERS="2") as (url, log):
         workers = _workers(log, 2)
         port = int(url.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 30  # a worker logs its start before its socket listens
+        while not all(_sockets(pid, port, LISTEN) for pid in workers):
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
         try:
             for client in clients:
@@ -182,7 +189,7 @@ def test_workers_take_an_even_share_of_a_burst_of_connections(tmp_path: Path) ->
             for client in clients:
                 client.settimeout(10)
                 assert client.recv(12).startswith(b"HTTP/1.1")
-            shares = [_connections(pid, port) for pid in workers]
+            shares = [_sockets(pid, port) for pid in workers]
             assert sum(shares) == 32 and min(shares) >= 4, shares
         finally:
             for client in clients:
