@@ -494,3 +494,23 @@ async def test_an_alert_on_the_incident_page_shows_its_labels_links_and_details(
         '<a href="http://prometheus.example/graph?g0.expr=up"' in html
         and "<code>instance=api-1</code>" in html
     )
+    resolved = await b.client.post("/api/v1/incidents/INC-1/resolve", json={}, headers=bearer(b.token))
+    assert resolved.status_code == 200, resolved.text
+    assert "2 open alerts resolved with it" in await b.page("/incidents/INC-1")
+
+
+async def test_a_resolution_s_override_reason_is_on_the_timeline(
+    sign_in: Callable[[Role], Awaitable[Browser]],
+) -> None:
+    b = await sign_in(Role.admin)
+    await declare(b, title="Checkout slow")
+    h = bearer(b.token)
+    assert (
+        await b.client.post("/api/v1/incidents/INC-1/status", json={"status": "mitigated"}, headers=h)
+    ).is_success
+    r = await b.client.post(
+        "/api/v1/incidents/INC-1/resolve", json={"override_reason": "customer confirmed the fix"}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    page = await b.page("/incidents/INC-1")
+    assert "Override:</span> customer confirmed the fix" in page
