@@ -98,7 +98,7 @@ async def listing(session: AsyncSession) -> list[Integration]:
 async def builtin(session: AsyncSession, clock: Clock, policy: Policy, kind: str) -> IntegrationInfo:
     """The internal integration that Tocsin's own detectors (monitors, heartbeats, reports) report through."""
     name = f"tocsin-{kind}"
-    row = await session.scalar(select(Integration).where(Integration.name == name))
+    row = await _named(session, name)
     if row is None:
         row, _ = await create(
             session, clock, policy, name=name, kind=kind, service=None, severity_rules=[], actor="tocsin"
@@ -106,8 +106,12 @@ async def builtin(session: AsyncSession, clock: Clock, policy: Policy, kind: str
     return info(row)
 
 
+async def _named(session: AsyncSession, name: str) -> Integration | None:
+    return await session.scalar(select(Integration).where(Integration.name == name))
+
+
 async def get(session: AsyncSession, name: str) -> Integration:
-    row = await session.scalar(select(Integration).where(Integration.name == name))
+    row = await _named(session, name)
     if row is None:
         raise NotFound(f"no integration {name!r}", field="name")
     return row
@@ -162,7 +166,7 @@ async def sync_policy(session: AsyncSession, clock: Clock, policy: Policy) -> li
         if holder is not None and holder != spec.name:
             problems.append(f"integration {spec.name}: the key in {spec.key_env} is integration {holder}'s")
             continue
-        row = await session.scalar(select(Integration).where(Integration.name == spec.name))
+        row = await _named(session, spec.name)
         if row is None:
             await create(
                 session,

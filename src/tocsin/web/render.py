@@ -83,7 +83,12 @@ class Console:
         def static_url(name: str) -> str:
             return f"/static/{name}?v={versions.get(name, '0')}"
 
+        def web_url(value: object) -> bool:
+            """Text a sender gave that may be made a link: http(s) only, never `javascript:` and the like."""
+            return isinstance(value, str) and value.startswith(("https://", "http://"))
+
         env.filters.update(local=local, local_near=local_near, iso=iso, duration=duration, span=span)
+        env.tests["web_url"] = web_url
         env.globals.update(policy=policy, static_url=static_url, tz_name=policy.timezone)
         self.env = env
 
