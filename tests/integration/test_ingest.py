@@ -100,6 +100,28 @@ async def test_alertmanager_webhook_groups_dedups_and_resolves(
     assert kinds == ["declared", "alert", "alert", "status_change"]
 
 
+async def test_alertmanager_s_truncated_alerts_are_kept_with_the_alerts_sent(
+    client: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
+    """A receiver's max_alerts makes Alertmanager leave alerts out and say how many: the incident's
+    alerts carry the count, so responders know the group is bigger than what arrived."""
+    key = await integration(client, tokens["admin"], "alertmanager")
+    url = f"/api/v1/integrations/alertmanager?key={key}"
+    payload = {**am_webhook(am_alert("HighErrorRate"), am_alert("Slow")), "truncatedAlerts": 40}
+    assert (await client.post(url, json=payload)).status_code == 200
+    listed = (await client.get("/api/v1/alerts", headers=bearer(tokens["viewer"]))).json()
+    assert [a["details"] for a in listed] == [{"truncatedAlerts": 40}] * 2
+    for bad in ("40", -1, True):
+        r = await client.post(url, json={**am_webhook(am_alert("Other")), "truncatedAlerts": bad})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["message"] == "truncatedAlerts must be a non-negative integer"
+    plain = am_webhook(am_alert("Quiet"))
+    del plain["truncatedAlerts"]  # absent (older senders): nothing added
+    assert (await client.post(url, json=plain)).status_code == 200
+    listed = (await client.get("/api/v1/alerts", headers=bearer(tokens["viewer"]))).json()
+    assert len(listed) == 3 and sum(a["details"] == {} for a in listed) == 1
+
+
 async def test_prometheus_v2_alerts_expire_when_not_resent(
     client: httpx.AsyncClient, tokens: dict[str, str], clock: FakeClock, rt: Runtime
 ) -> None:

@@ -514,3 +514,23 @@ async def test_a_resolution_s_override_reason_is_on_the_timeline(
     assert r.status_code == 200, r.text
     page = await b.page("/incidents/INC-1")
     assert "Override:</span> customer confirmed the fix" in page
+
+
+async def test_a_flapping_incident_says_so(sign_in: Callable[[Role], Awaitable[Browser]]) -> None:
+    b = await sign_in(Role.admin)
+    r = await b.client.post(
+        "/api/v1/integrations", json={"name": "checks", "kind": "generic"}, headers=bearer(b.token)
+    )
+    key = bearer(r.json()["key"])
+    for status in ("firing", "resolved", "firing", "resolved"):
+        body = {"summary": "Login <slow>", "dedup_key": "login", "status": status}
+        assert (
+            await b.client.post("/api/v1/integrations/generic", json=body, headers=key)
+        ).status_code == 202
+    page = await b.page("/incidents/INC-1")
+    assert "Flapping · reopened 1 time" in page
+    assert "Reopened</span>" in page
+    assert (
+        "alert &#39;Login &lt;slow&gt;&#39; is back 0s after the incident resolved itself: flapping" in page
+    )
+    assert "flapping: it stays open until someone acknowledges it" in page

@@ -189,6 +189,94 @@ async def test_unresolved_incidents_escalate_on_both_chains_and_skip_empty_steps
     assert sum("exhausted" in n for n in notes) == 2
 
 
+async def test_a_flapping_alert_reopens_its_incident_and_pages_once_more(
+    client: httpx.AsyncClient, rt: Runtime, tokens: dict[str, str], clock: FakeClock
+) -> None:
+    """An alert that clears before anyone acknowledges it resolves its incident; when it comes back within
+    the group window (10 min) the incident reopens, triggered, and its team is paged once more, rather
+    than an incident and a page every flap. Reopened, it waits for an acknowledgement: further flaps
+    page nobody."""
+    r = await client.post(
+        "/api/v1/integrations",
+        json={"name": "checks", "kind": "generic", "service": "portal"},
+        headers=bearer(tokens["admin"]),
+    )
+    key = r.json()["key"]
+    viewer = bearer(tokens["viewer"])
+
+    async def send(status: str, dedup_key: str = "checkout") -> dict[str, Any]:
+        body = {
+            "summary": "Checkout failing",
+            "severity": "warning",
+            "dedup_key": dedup_key,
+            "status": status,
+        }
+        r = await client.post("/api/v1/integrations/generic", json=body, headers=bearer(key))
+        assert r.status_code == 202, r.text
+        return dict(r.json())
+
+    async def incident(number: int) -> dict[str, Any]:
+        return dict((await client.get(f"/api/v1/incidents/{number}", headers=viewer)).json())
+
+    first = await send("firing")
+    inc = int(first["incident"].removeprefix("INC-"))
+    await run(rt)
+    assert await pages(rt, inc) == [("alice", "assembly"), ("bob", "assembly")]  # P2: primary and backup
+    clock.advance(minutes=2)
+    await send("resolved")
+    got = await incident(inc)
+    assert (got["status"], got["resolved_itself"], got["flaps"]) == ("resolved", True, 0)
+
+    clock.advance(minutes=3)
+    again = await send("firing")  # back: the same incident, reopened, with a new alert
+    assert again["incident"] == first["incident"] and again["alert_id"] != first["alert_id"]
+    got = await incident(inc)
+    assert (got["status"], got["resolved_itself"], got["flaps"]) == ("triggered", False, 1)
+    assert got["acknowledged_at"] is None and got["resolved_at"] is None
+    await run(rt)
+    assert await pages(rt, inc) == [
+        ("alice", "assembly"),
+        ("bob", "assembly"),
+        ("alice", "assembly:reopened 1"),
+        ("bob", "assembly:reopened 1"),
+    ]
+    changes = await timeline(client, tokens["viewer"], inc, "status_change")
+    assert changes[-1]["reopened"] is True and changes[-1]["flapping"] == 1
+    assert (
+        changes[-1]["note"]
+        == "alert 'Checkout failing' is back 3m after the incident resolved itself: flapping"
+    )
+
+    for _ in range(2):  # it flaps on: the incident stays open, and nobody is paged again
+        clock.advance(minutes=1)
+        await send("resolved")
+        assert (await incident(inc))["status"] == "triggered"
+        clock.advance(minutes=1)
+        await send("firing")
+    await run(rt)
+    assert len(await pages(rt, inc)) == 4
+    notes = await timeline(client, tokens["viewer"], inc, "alert")
+    assert sum("flapping" in n for n in notes) == 2
+    assert [i["number"] for i in (await client.get("/api/v1/incidents", headers=viewer)).json()["items"]] == [
+        inc
+    ]
+
+    # Acknowledged and resolved by people: the next alert opens a new incident.
+    responder = bearer(tokens["responder"])
+    assert (await client.post(f"/api/v1/incidents/{inc}/acknowledge", json={}, headers=responder)).is_success
+    await send("resolved")
+    assert (await client.post(f"/api/v1/incidents/{inc}/resolve", json={}, headers=responder)).is_success
+    second = int((await send("firing"))["incident"].removeprefix("INC-"))
+    assert second != inc
+    # One that resolved itself longer than the group window ago is not reopened either.
+    await send("resolved")
+    assert (await incident(second))["resolved_itself"] is True
+    clock.advance(minutes=11)
+    third = int((await send("firing"))["incident"].removeprefix("INC-"))
+    assert third not in (inc, second)
+    assert (await incident(second))["status"] == "resolved"
+
+
 async def test_raising_the_severity_pages_whoever_it_adds(
     client: httpx.AsyncClient, rt: Runtime, tokens: dict[str, str]
 ) -> None:

@@ -41,7 +41,7 @@ class Attached:
     """What one batch did to one incident, written to its timeline once."""
 
     incident: Incident
-    created: bool
+    created: bool  # opened, or reopened, by this batch
     opened: list[NewAlert] = field(default_factory=list)
     muted: list[NewAlert] = field(default_factory=list)
     groups: list[AlertGroup] = field(default_factory=list)
@@ -69,6 +69,29 @@ async def find_group(
         if is_open(incident.status):
             return group
     return None
+
+
+async def find_flapped(
+    session: AsyncSession, policy: Policy, service: str, key: str, now: datetime
+) -> AlertGroup | None:
+    """The newest group of this service and key whose incident resolved itself (its alerts all cleared
+    before anyone acknowledged it) within the window: the alert is back, and flapping. Reopening that
+    incident (`incidents.reopen_flapping`) pages its team once more rather than opening an incident, and
+    paging, every time the alert flaps."""
+    since = now - policy.alerting.group_window
+    return await session.scalar(
+        select(AlertGroup)
+        .join(Incident, Incident.id == AlertGroup.incident_id)
+        .where(
+            AlertGroup.service == service,
+            AlertGroup.group_key == key,
+            Incident.resolved_itself.is_(True),
+            Incident.status == "resolved",
+            Incident.resolved_at >= since,
+        )
+        .order_by(AlertGroup.id.desc())
+        .limit(1)
+    )
 
 
 async def open_incident(

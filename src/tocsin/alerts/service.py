@@ -15,6 +15,7 @@ from tocsin.alerts.integrations import IntegrationInfo
 from tocsin.alerts.models import OPEN_STATUSES, Alert, AlertGroup
 from tocsin.alerts.signals import NewAlert, Outcome, Repeat, Signal
 from tocsin.core.clock import Clock
+from tocsin.core.durations import format_duration
 from tocsin.db.engine import advisory_lock
 from tocsin.db.raw import Raw
 from tocsin.incidents import service as incidents
@@ -273,6 +274,14 @@ async def _group(
         if gk not in groups:
             groups[gk] = await grouping.find_group(session, policy, gk[0], gk[1], now)
         group = groups[gk]
+        if group is None and not alert.muted_by:
+            group = groups[gk] = await grouping.find_flapped(session, policy, gk[0], gk[1], now)
+            if group is not None:
+                incident = await incidents.get(session, group.incident_id, for_update=True)
+                await incidents.reopen_flapping(
+                    session, clock, policy, incident, actor, _back(alert, incident, now)
+                )
+                touched[incident.id] = grouping.Attached(incident, created=True)
         if group is None:
             if alert.muted_by:
                 continue  # muted and nothing open to attach to: recorded, no incident
@@ -300,6 +309,11 @@ async def _group(
         attached = touched[group.incident_id]
         (attached.muted if alert.muted_by else attached.opened).append(alert)
     return touched
+
+
+def _back(alert: NewAlert, incident: Incident, now: datetime) -> str:
+    ago = format_duration(now - incident.resolved_at) if incident.resolved_at else "soon"
+    return f"alert {alert.summary[:120]!r} is back {ago} after the incident resolved itself: flapping"
 
 
 async def _incidents_of(session: AsyncSession, alerts: Sequence[AlertRef]) -> list[Incident]:
@@ -331,8 +345,10 @@ async def after_resolve(
             "alerts": [{"id": a.id, "summary": a.summary[:200]} for a in mine[:20]],
             "still_open": int(still_open or 0),
         }
+        if not still_open and incident.flaps and incident.status == Status.triggered.value:
+            data["flapping"] = "it stays open until someone acknowledges it: its alerts came back before"
         await incidents.record(session, clock, incident, EventKind.alert, actor, data)
-        if not still_open and incident.status == Status.triggered.value:
+        if not still_open and not incident.flaps and incident.status == Status.triggered.value:
             await incidents.change_status(
                 session,
                 clock,
@@ -342,6 +358,7 @@ async def after_resolve(
                 actor,
                 "all alerts resolved before acknowledgement",
             )
+            incident.resolved_itself = True
 
 
 async def expire(session: AsyncSession, clock: Clock, policy: Policy, limit: int = 5000) -> int:

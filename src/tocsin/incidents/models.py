@@ -41,6 +41,11 @@ class Incident(Base):
     # The stability watch: a mitigated incident may be resolved from this instant (see engine jobs).
     watch_until: Mapped[datetime | None]
     missed_updates: Mapped[int] = mapped_column(default=0)  # management updates that came late
+    # Flapping (`alerts.grouping.find_flapped`): resolved because its alerts all cleared before anyone
+    # acknowledged it; and how many times an alert coming back has reopened it since (once reopened, it
+    # no longer resolves itself: it waits for someone to acknowledge it).
+    resolved_itself: Mapped[bool] = mapped_column(default=False)
+    flaps: Mapped[int] = mapped_column(default=0)
 
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]

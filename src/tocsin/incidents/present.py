@@ -63,6 +63,8 @@ def incident(row: Incident, assignments: list[RoleAssignment], now: datetime, tz
         resolved_at=row.resolved_at,
         closed_at=row.closed_at,
         last_update_at=row.last_update_at,
+        resolved_itself=row.resolved_itself,
+        flaps=row.flaps,
         created_by=row.created_by,
         created_at=row.created_at,
         updated_at=row.updated_at,

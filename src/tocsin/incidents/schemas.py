@@ -173,6 +173,13 @@ class IncidentOut(BaseModel):
     resolved_at: datetime | None
     closed_at: datetime | None
     last_update_at: datetime | None
+    resolved_itself: bool = Field(
+        description="resolved because its alerts all cleared before anyone acknowledged it"
+    )
+    flaps: int = Field(
+        description="times its alert came back after it resolved itself and reopened it (flapping); "
+        "once reopened, it waits for an acknowledgement instead of resolving itself"
+    )
     created_by: str
     created_at: datetime
     updated_at: datetime

@@ -311,10 +311,38 @@ async def reopen(
             current=current.value,
             allowed=[s.value for s in allowed(current)],
         )
-    now = clock.now()
     new = Status.triggered if incident.acknowledged_at is None else Status.investigating
+    return await _reopen(session, clock, policy, incident, actor, new, {"note": reason})
+
+
+async def reopen_flapping(
+    session: AsyncSession, clock: Clock, policy: Policy, incident: Incident, actor: str, note: str
+) -> Incident:
+    """An incident that resolved itself (`resolved_itself`) and whose alert is back: triggered again, as
+    nobody ever acknowledged it, and its team paged again. From now on it waits for an acknowledgement
+    rather than resolving itself when its alerts clear, so a flapping alert pages once, not once a flap."""
+    incident.acknowledged_at = None  # set by its resolving itself only
+    incident.flaps += 1
+    data = {"note": note, "flapping": incident.flaps}
+    return await _reopen(session, clock, policy, incident, actor, Status.triggered, data, assemble=True)
+
+
+async def _reopen(
+    session: AsyncSession,
+    clock: Clock,
+    policy: Policy,
+    incident: Incident,
+    actor: str,
+    new: Status,
+    data: dict[str, Any],
+    *,
+    assemble: bool = False,
+) -> Incident:
+    now = clock.now()
+    current = incident.status
     incident.status = new.value
     incident.resolved_at = incident.closed_at = incident.mitigated_at = incident.watch_until = None
+    incident.resolved_itself = False
     sla.apply(policy, incident)
     _touch(incident, now)
     append(
@@ -323,9 +351,9 @@ async def reopen(
         EventKind.status_change,
         actor,
         now,
-        {"from": current.value, "to": new.value, "reopened": True, "note": reason},
+        {"from": current, "to": new.value, "reopened": True, **data},
     )
-    await replan(session, policy, incident, now)
+    await replan(session, policy, incident, now, assemble=assemble)
     return incident
 
 

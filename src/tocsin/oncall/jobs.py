@@ -93,10 +93,15 @@ async def assemble(
                 **late(firing),
             },
         )
+    # An incident reopened by its alert coming back (flapping) pages its team again, once a reopening.
+    step, again = (
+        ("assembly", "")
+        if not incident.flaps
+        else (f"assembly:reopened {incident.flaps}", " (reopened: its alert came back)")
+    )
     for name, why in targets:
-        await page(
-            session, ctx, now, incident, name, "assembly", f"{severity.key} {severity.name}: paged as {why}"
-        )
+        reason = f"{severity.key} {severity.name}: paged as {why}{again}"
+        await page(session, ctx, now, incident, name, step, reason)
     await _incident_channel(session, ctx, incident, now, [name for name, _ in targets])
 
 

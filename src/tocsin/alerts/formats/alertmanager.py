@@ -34,6 +34,13 @@ def parse_webhook(body: Any, now: datetime) -> list[Signal]:
     if not isinstance(group_key, str) or not group_key:
         errors.append("groupKey must be a non-empty string")
     common = string_map(data.get("commonLabels"), "commonLabels", errors)
+    # The alerts Alertmanager left out of this notification (the receiver's max_alerts): kept with the
+    # alerts it did send, so the incident shows that the group is bigger than what arrived.
+    truncated = data.get("truncatedAlerts", 0)
+    if not isinstance(truncated, int) or isinstance(truncated, bool) or truncated < 0:
+        errors.append("truncatedAlerts must be a non-negative integer")
+        truncated = 0
+    details = {"truncatedAlerts": truncated} if truncated else {}
     signals: list[Signal] = []
     for i, alert in enumerate(alerts):
         where = f"alerts[{i}]"
@@ -61,6 +68,7 @@ def parse_webhook(body: Any, now: datetime) -> list[Signal]:
                 summary=_summary(labels, annotations),
                 labels=labels,
                 annotations=annotations,
+                details=dict(details),
                 links=links,
                 source=str(data.get("externalURL") or "alertmanager")[:255],
                 starts_at=starts or now,
