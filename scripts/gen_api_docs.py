@@ -56,6 +56,8 @@ FALLBACK_SUMMARIES: dict[tuple[str, str], str] = {
 ROLE_NOTES: dict[tuple[str, str], str] = {
     ("GET", "/api/monitoring"): "public for `type=health`; viewer for `metrics` and `errors`",
     ("POST", "/api/v1/tokens"): "viewer; admin to create a token for another user",
+    ("GET", "/api/v1/tokens"): "viewer; admin to list other users' tokens",
+    ("DELETE", "/api/v1/tokens/{token_id}"): "viewer; admin to revoke another user's token",
 }
 
 

@@ -16,6 +16,8 @@ MATRIX = [
     ("GET", "/api/v1/incidents/INC-1/timeline", None, "viewer"),
     ("GET", "/api/v1/incidents/INC-1/verify", None, "viewer"),
     ("GET", "/api/v1/me", None, "viewer"),
+    ("GET", "/api/v1/tokens", None, "viewer"),
+    ("DELETE", "/api/v1/tokens/99999", None, "viewer"),
     ("GET", "/metrics", None, "viewer"),
     ("GET", "/api/monitoring?type=metrics", None, "viewer"),
     ("POST", "/api/v1/incidents", {"title": "x", "severity": "P2"}, "responder"),
@@ -27,6 +29,8 @@ MATRIX = [
     ("POST", "/api/v1/incidents/INC-1/close", None, "commander"),
     ("GET", "/api/v1/users", None, "admin"),
     ("POST", "/api/v1/users", {"name": "newbie", "role": "viewer"}, "admin"),
+    ("POST", "/api/v1/users/nobody/disable", None, "admin"),
+    ("POST", "/api/v1/users/nobody/enable", None, "admin"),
 ]
 
 

@@ -45,6 +45,9 @@ class UserOut(BaseModel):
     email: str | None
     role: RoleName
     created_at: datetime
+    disabled_at: datetime | None = Field(
+        description="when an admin disabled the user (their tokens and console sign-in are refused)"
+    )
 
 
 class TokenCreate(BaseModel):
@@ -61,3 +64,14 @@ class TokenOut(BaseModel):
     user: str
     role: RoleName
     token: str = Field(description="shown once; store it now")
+
+
+class TokenInfo(BaseModel):
+    """A token as listed: never its secret, nor the digest the server keeps of it."""
+
+    id: int
+    name: str
+    user: str
+    created_at: datetime
+    last_used_at: datetime | None = Field(description="not yet recorded by this version: always null")
+    revoked_at: datetime | None

@@ -8,13 +8,13 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.auth.models import ApiToken, User, WebSession
 from tocsin.auth.roles import Role
 from tocsin.core.clock import Clock
-from tocsin.core.errors import Conflict, Forbidden, NotFound, Unauthorized
+from tocsin.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from tocsin.core.ids import digest, new_secret
 
 _hasher = PasswordHasher()
@@ -85,10 +85,85 @@ async def create_token(session: AsyncSession, clock: Clock, user: User, name: st
     return token
 
 
-async def get_user(session: AsyncSession, name: str) -> User:
+async def get_user(session: AsyncSession, name: str, *, field: str = "user") -> User:
+    """The user called `name`; a 404 naming `field` (where the caller read the name) when none is."""
     user = await session.scalar(select(User).where(User.name == name))
     if user is None:
-        raise NotFound(f"no user {name!r}", field="user")
+        raise NotFound(f"no user {name!r}", field=field)
+    return user
+
+
+async def list_tokens(
+    session: AsyncSession, by: Principal, *, user: str | None = None, everyone: bool = False
+) -> list[tuple[ApiToken, str]]:
+    """(token, its user's name) in creation order: `by`'s own, one user's or everyone's (admins)."""
+    if user is not None and everyone:
+        raise InvalidInput("give either user or all=true, not both", field="all")
+    query = select(ApiToken, User.name).join(User, ApiToken.user_id == User.id).order_by(ApiToken.id)
+    if everyone:
+        by.require(Role.admin)
+    elif user is not None and user != by.name:
+        by.require(Role.admin)
+        query = query.where(ApiToken.user_id == (await get_user(session, user)).id)
+    else:
+        query = query.where(ApiToken.user_id == by.user_id)
+    return [(token, name) for token, name in await session.execute(query)]
+
+
+async def revoke_token(
+    session: AsyncSession, clock: Clock, by: Principal, token_id: int
+) -> tuple[ApiToken, str]:
+    """Refuse a token from now on: one's own, or (admins) anyone's. Returns it with its user's name."""
+    found = (
+        await session.execute(
+            select(ApiToken, User.name)
+            .join(User, ApiToken.user_id == User.id)
+            .where(ApiToken.id == token_id)
+            .with_for_update(of=ApiToken)  # two revokes at once: the second sees the first's
+        )
+    ).one_or_none()
+    # Another user's token is "not found" to a non-admin, so ids cannot be probed for existence.
+    if found is None or (found[0].user_id != by.user_id and by.role < Role.admin):
+        raise NotFound(f"no token {token_id}", field="token_id")
+    token, name = found
+    if token.revoked_at is not None:
+        raise Conflict(
+            f"token {token_id} was revoked already, at {token.revoked_at.isoformat()}", field="token_id"
+        )
+    token.revoked_at = clock.now()
+    return token, name
+
+
+async def disable_user(session: AsyncSession, clock: Clock, by: Principal, name: str) -> User:
+    """Refuse the user's tokens and sign-in, and end their console sessions; the last admin stays.
+
+    Disabling again keeps the first time. The sessions are deleted, not just refused, so enabling the
+    user later does not bring back a browser signed in before.
+    """
+    user = await get_user(session, name, field="name")
+    if user.id == by.user_id:
+        raise Conflict(f"{name} cannot disable themselves; another admin must", field="name")
+    if user.role == Role.admin.name and user.disabled_at is None:
+        # Locked, so two admins disabling each other at once cannot both succeed (PostgreSQL; SQLite
+        # writers take turns anyway).
+        admins = await session.scalars(
+            select(User.id)
+            .where(User.role == Role.admin.name, User.disabled_at.is_(None))
+            .order_by(User.id)  # one locking order, so the two wait instead of deadlocking
+            .with_for_update()
+        )
+        if set(admins) <= {user.id}:
+            raise Conflict(f"{name} is the last enabled admin; Tocsin needs one", field="name")
+    if user.disabled_at is None:
+        user.disabled_at = clock.now()
+    await session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    return user
+
+
+async def enable_user(session: AsyncSession, name: str) -> User:
+    """Accept a disabled user's tokens and password again (their ended console sessions stay ended)."""
+    user = await get_user(session, name, field="name")
+    user.disabled_at = None
     return user
 
 

@@ -10,7 +10,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tocsin.cli.http import DEFAULT_URL, EXIT_CODES, USAGE_ERROR, Json, Token, Url, connect, emit_json, fail
+from tocsin.cli.http import (
+    DEFAULT_URL,
+    EXIT_CODES,
+    USAGE_ERROR,
+    Json,
+    Token,
+    Url,
+    connect,
+    emit_json,
+    fail,
+    said,
+)
 from tocsin.core.durations import parse_duration
 
 integration_app = typer.Typer(help="Alert sources and their secret keys (admin).", no_args_is_help=True)
@@ -81,28 +92,20 @@ def list_integrations(url: Url = DEFAULT_URL, token: Token = None, as_json: Json
 IntegrationName = Annotated[str, typer.Argument(help="the integration's name")]
 
 
-def _said(row: Any, as_json: bool, line: str) -> None:
-    """What a command did: the API's answer with --json, else one line."""
-    if as_json:
-        emit_json(row)
-    else:
-        typer.echo(line)
-
-
 @integration_app.command("disable", epilog=EXIT_CODES)
 def disable(
     name: IntegrationName, url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False
 ) -> None:
     """Refuse the integration's key from now on (its alerts stay); `enable` undoes it."""
     row = connect(url, token).delete(f"/api/v1/integrations/{name}")
-    _said(row, as_json, f"integration {row['name']} disabled")
+    said(row, as_json, f"integration {row['name']} disabled")
 
 
 @integration_app.command("enable", epilog=EXIT_CODES)
 def enable(name: IntegrationName, url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False) -> None:
     """Accept a disabled integration's key again."""
     row = connect(url, token).post(f"/api/v1/integrations/{name}/enable")
-    _said(row, as_json, f"integration {row['name']} enabled")
+    said(row, as_json, f"integration {row['name']} enabled")
 
 
 @integration_app.command("rotate-key", epilog=EXIT_CODES)
@@ -188,7 +191,7 @@ def expire(
 ) -> None:
     """End a silence now."""
     row = connect(url, token).delete(f"/api/v1/silences/{silence_id}")
-    _said(row, as_json, f"silence {row['id']} ended")
+    said(row, as_json, f"silence {row['id']} ended")
 
 
 @alert_app.command("list", epilog=EXIT_CODES)

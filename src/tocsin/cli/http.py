@@ -47,6 +47,14 @@ def emit_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def said(row: Any, as_json: bool, line: str) -> None:
+    """What a command did: the API's answer with --json, else one line."""
+    if as_json:
+        emit_json(row)
+    else:
+        typer.echo(line)
+
+
 def error_message(response: httpx.Response) -> str:
     """One line saying what the API refused and why, from its `{"error": {...}}` body."""
     status = response.status_code

@@ -30,7 +30,7 @@ out = Console()
 err = Console(stderr=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 policy_app = typer.Typer(help="The runbook policy (tocsin.yaml).", no_args_is_help=True)
-token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens: create (on the server host), list, revoke.", no_args_is_help=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
