@@ -13,6 +13,7 @@ from tocsin import __version__
 from tocsin.alerts import api as alerts_api
 from tocsin.alerts import ingest
 from tocsin.alerts import jobs as alert_jobs
+from tocsin.alerts import pages as alert_pages
 from tocsin.alerts.frontdoor import FrontDoor
 from tocsin.auth import api as auth_api
 from tocsin.config import Settings
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         pages.router,
         report_pages.router,
         oncall_pages.router,
+        alert_pages.router,
         *statuspage.routers,
     ):
         app.include_router(router)

@@ -1,5 +1,5 @@
 """An incident opened by Prometheus alerts, read in a real browser: each alert opens to show what its
-sender attached (labels, annotations, links, details)."""
+sender attached (labels, annotations, links, details), and silences alerts like it."""
 
 from __future__ import annotations
 
@@ -66,4 +66,33 @@ def test_an_alert_opens_to_show_what_its_sender_attached(tmp_path: Path) -> None
             )
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             alerts.screenshot(path=str(SCREENSHOTS / "console-alerts.png"))
+
+            # Too noisy: silence alerts like this one, on every instance, for 4 hours.
+            first.get_by_role("link", name="Silence alerts like this").click()
+            expect(page).to_have_url(
+                f"{url}/silences?m=alertname%3DApiHighErrorRate&m=component%3Dapi&m=instance%3Dapi-2%3A9100&m=job%3Dapi&m=service%3Dportal&m=severity%3Dcritical"
+            )
+            form = page.get_by_role("form", name="New silence")
+            matchers = form.get_by_label("Matchers, one a line")
+            expect(matchers).to_have_value(
+                "alertname=ApiHighErrorRate\ncomponent=api\ninstance=api-2:9100\njob=api\nservice=portal\nseverity=critical"
+            )
+            matchers.fill("alertname=ApiHighErrorRate\njob=api")
+            form.get_by_label("For").fill("4h")
+            form.get_by_label("Why").fill("known: the v2.3 rollout, rolling back")
+            form.get_by_role("button", name="Silence").click()
+            expect(page).to_have_url(f"{url}/silences")
+            row = page.locator("tr[data-silence]")
+            expect(row).to_have_count(1)
+            expect(row).to_contain_text("alertname=ApiHighErrorRate and job=api")
+            expect(row).to_contain_text("known: the v2.3 rollout, rolling back")
+            page.screenshot(path=str(SCREENSHOTS / "console-silences.png"))
+            more = httpx.post(f"{url}/api/v2/alerts", json=[firing(9)], headers=bearer(key))
+            assert more.status_code == 200, more.text
+            listed = httpx.get(f"{url}/api/v1/alerts", headers=bearer(token)).json()
+            assert [a["muted_by"] is not None for a in listed if a["labels"]["instance"] == "api-9:9100"] == [
+                True
+            ]
+            row.get_by_role("button", name="End silence").click()
+            expect(page.get_by_text("Nothing is silenced.")).to_be_visible()
             assert problems == []

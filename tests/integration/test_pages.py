@@ -534,3 +534,70 @@ async def test_a_flapping_incident_says_so(sign_in: Callable[[Role], Awaitable[B
         "alert &#39;Login &lt;slow&gt;&#39; is back 0s after the incident resolved itself: flapping" in page
     )
     assert "flapping: it stays open until someone acknowledges it" in page
+
+
+async def test_silencing_from_an_alert_and_ending_it(sign_in: Callable[[Role], Awaitable[Browser]]) -> None:
+    """In a storm the person on call silences from the incident page: the alert's labels fill the form,
+    the lines that make it too narrow are removed, and what matches later is muted until it is ended."""
+    b = await sign_in(Role.responder)
+    admin = await sign_in(Role.admin)
+    r = await admin.client.post(
+        "/api/v1/integrations", json={"name": "prom", "kind": "prometheus"}, headers=bearer(admin.token)
+    )
+    key = bearer(r.json()["key"])
+    disk = {"labels": {"alertname": "DiskFull", "instance": "db-1"}, "annotations": {"summary": "db-1 disk"}}
+    assert (await b.client.post("/api/v2/alerts", json=[disk], headers=key)).is_success
+
+    incident = await b.page("/incidents/INC-1")
+    link = re.search(r'<a href="(/silences\?[^"]+)">Silence alerts like this</a>', incident)
+    assert link, incident
+    form = await b.page(link[1].replace("&amp;", "&"))
+    assert ">alertname=DiskFull\ninstance=db-1</textarea>" in form
+    assert 'aria-current="page">Silences</a>' in form
+
+    for fields, message in [
+        ({"matchers": " \n", "duration": "2h", "comment": "x"}, "Give at least one matcher"),
+        ({"matchers": "alertname DiskFull", "duration": "2h", "comment": "x"}, "is not a matcher"),
+        ({"matchers": "instance=~db-(", "duration": "2h", "comment": "x"}, "not a regular expression"),
+        (
+            {"matchers": "alertname=DiskFull", "duration": "soon", "comment": "x"},
+            "Duration is not a duration",
+        ),
+        ({"matchers": "alertname=DiskFull", "duration": "200d", "comment": "x"}, "between 1m and 90d"),
+        ({"matchers": "alertname=DiskFull", "duration": "2h", "comment": " "}, "Say why"),
+    ]:
+        refused = await b.post("/silences", fields)
+        assert refused.status_code == 422, (fields, refused.text)
+        assert message in refused.text and f">{fields['matchers']}</textarea>" in refused.text
+
+    made = await b.post(
+        "/silences", {"matchers": "alertname=DiskFull\n", "duration": "2h", "comment": "cleanup"}
+    )
+    assert made.status_code == 303 and made.headers["location"] == "/silences"
+    page = await b.page("/silences")
+    assert "<code>alertname=DiskFull</code>" in page and "cleanup <span" in page and "2h left" in page
+    (silence,) = (await b.client.get("/api/v1/silences", headers=bearer(b.token))).json()
+    assert silence["matchers"] == [
+        {"name": "alertname", "value": "DiskFull", "is_regex": False, "is_equal": True}
+    ]
+    assert silence["created_by"] == "responder-web" and silence["kind"] == "silence"
+
+    other = {"labels": {"alertname": "DiskFull", "instance": "db-2"}}  # a new alert the silence matches
+    assert (await b.client.post("/api/v2/alerts", json=[other], headers=key)).is_success
+    muted = {
+        a["labels"]["instance"]: a["muted_by"]
+        for a in (await b.client.get("/api/v1/alerts", headers=bearer(b.token))).json()
+    }
+    assert muted == {"db-1": None, "db-2": f"silence:{silence['id']}"}
+
+    viewer = await sign_in(Role.viewer)
+    seen = await viewer.page("/silences")
+    assert "<code>alertname=DiskFull</code>" in seen and "End now" not in seen and "New silence" not in seen
+    assert (await viewer.post(f"/silences/{silence['id']}/expire")).status_code == 403
+    assert (await b.post("/silences/99999/expire")).status_code == 404
+    assert (await b.post("/silences/x1/expire")).status_code == 404
+
+    ended = await b.post(f"/silences/{silence['id']}/expire")
+    assert ended.status_code == 303
+    assert "Nothing is silenced." in await b.page("/silences")
+    assert (await b.client.get("/api/v1/silences", headers=bearer(b.token))).json() == []

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tocsin.alerts import matchers
 from tocsin.cli.http import (
     DEFAULT_URL,
     EXIT_CODES,
@@ -121,11 +122,10 @@ def rotate_key(
 
 
 def _matcher(text: str) -> dict[str, object]:
-    match = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)(=~|!~|!=|=)(.*)", text)
-    if match is None:
-        fail(f"{text!r} is not a matcher: name=value, name!=value, name=~regex or name!~regex", USAGE_ERROR)
-    name, op, value = match.groups()
-    return {"name": name, "value": value, "is_regex": "~" in op, "is_equal": not op.startswith("!")}
+    try:
+        return matchers.parse_matcher(text)
+    except ValueError as exc:
+        fail(str(exc), USAGE_ERROR)
 
 
 @silence_app.command("add", epilog=EXIT_CODES)

@@ -1,0 +1,124 @@
+"""The console's Silences page: what is muted now, a silence made from an alert's labels, and ending one.
+
+In a storm the person on call is in the console, not at a terminal: the incident page's alerts link
+here with their labels filled in (`?m=alertname=DiskFull&m=instance=db-1`), as Alertmanager's UI
+silences from an alert. The JSON API and the CLI do the same (`POST /api/v1/silences`, `tocsin silence`).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from tocsin.alerts import silences
+from tocsin.alerts.matchers import matcher_text, parse_matcher
+from tocsin.auth.pages import Who, posted
+from tocsin.auth.roles import Role
+from tocsin.core.durations import format_duration, parse_duration
+from tocsin.core.errors import InvalidInput, NotFound, TocsinError
+from tocsin.runtime import Runtime, runtime
+from tocsin.web.errors import PageError
+from tocsin.web.render import Console, console
+
+router = APIRouter(include_in_schema=False)
+
+Rt = Annotated[Runtime, Depends(runtime)]
+Ui = Annotated[Console, Depends(console)]
+DURATIONS = ("30m", "1h", "2h", "4h", "8h", "1d", "3d", "7d")
+LONGEST = timedelta(days=90)
+
+
+async def _page(
+    rt: Runtime, ui: Ui, who: Who, *, status_code: int = 200, error: str = "", form: dict[str, str]
+) -> Response:
+    now = rt.clock.now()
+    async with rt.db.session() as session:
+        listed = await silences.listing(session, rt.clock, include_expired=False)
+    rows: list[dict[str, Any]] = [
+        {
+            "silence": s,
+            "matchers": [matcher_text(m) for m in s.matchers],
+            "pending": s.starts_at > now,
+            "left": format_duration(timedelta(minutes=math.ceil((s.ends_at - now).total_seconds() / 60))),
+        }
+        for s in listed
+    ]
+    return ui.page(
+        "silences.html",
+        status_code=status_code,
+        who=who,
+        active="silences",
+        now=now,
+        rows=rows,
+        durations=DURATIONS,
+        error=error,
+        form=form,
+    )
+
+
+@router.get("/silences")
+async def silences_page(who: Who, rt: Rt, ui: Ui, m: Annotated[list[str], Query()] = []) -> Response:  # noqa: B006
+    """`m`: matchers to fill the form with, one per value (the incident page's "Silence alerts like this")."""
+    return await _page(rt, ui, who, form={"matchers": "\n".join(text[:1100] for text in m[:50])})
+
+
+def _matchers(text: str) -> list[dict[str, Any]]:
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise InvalidInput("Give at least one matcher, such as alertname=DiskFull.", field="matchers")
+    if len(lines) > 50:
+        raise InvalidInput("At most 50 matchers.", field="matchers")
+    try:
+        found = [parse_matcher(line) for line in lines]
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="matchers") from None
+    silences.check_matchers(found)
+    return found
+
+
+@router.post("/silences")
+async def add_silence(request: Request, who: Who, rt: Rt, ui: Ui) -> Response:
+    form = await posted(request, who, Role.responder)
+    fields = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    try:
+        matchers = _matchers(fields.get("matchers", ""))
+        try:
+            length = parse_duration(fields.get("duration", "").strip())
+        except ValueError:
+            raise InvalidInput("Duration is not a duration such as 2h or 1d.", field="duration") from None
+        if not timedelta(minutes=1) <= length <= LONGEST:
+            raise InvalidInput("Duration must be between 1m and 90d.", field="duration")
+        comment = fields.get("comment", "").strip()
+        if not comment:
+            raise InvalidInput("Say why, for whoever is on call next.", field="comment")
+        async with rt.db.transaction() as session:
+            await silences.create(
+                session,
+                rt.clock,
+                matchers=matchers,
+                starts_at=None,
+                ends_at=rt.clock.now() + length,
+                comment=comment[:2000],
+                actor=who.name,
+                kind="maintenance" if fields.get("maintenance") else "silence",
+            )
+    except TocsinError as exc:
+        return await _page(rt, ui, who, status_code=exc.status_code, error=exc.message, form=fields)
+    return RedirectResponse("/silences", status_code=303)
+
+
+@router.post("/silences/{silence_id}/expire")
+async def end_silence(silence_id: str, request: Request, who: Who, rt: Rt) -> Response:
+    await posted(request, who, Role.responder)
+    if not silence_id.isascii() or not silence_id.isdigit() or len(silence_id) > 9:
+        raise PageError(404, "No such silence", f"{silence_id!r} is not a silence number", who=who)
+    try:
+        async with rt.db.transaction() as session:
+            await silences.expire(session, rt.clock, int(silence_id))
+    except NotFound as exc:
+        raise PageError(404, "No such silence", exc.message, who=who) from None
+    return RedirectResponse("/silences", status_code=303)
