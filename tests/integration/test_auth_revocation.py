@@ -206,3 +206,26 @@ async def test_only_admins_disable_and_unknown_users_are_404(
             r = await client.post(f"/api/v1/users/{name}/{action}", headers=bearer(tokens["admin"]))
             assert r.status_code == 404, r.text
             assert r.json()["error"]["field"] == "name"
+
+
+async def test_a_token_s_last_use_is_recorded_once_in_a_while(
+    client: httpx.AsyncClient, tokens: dict[str, str], clock: FakeClock
+) -> None:
+    """Written when the token authenticates a request, at most every 10 minutes (not a write a request),
+    so a token nobody uses any more stands out in the list."""
+    viewer = bearer(tokens["viewer"])
+    spare = (await client.post("/api/v1/tokens", json={"name": "spare"}, headers=viewer)).json()["token"]
+
+    async def last_used() -> dict[str, str | None]:
+        listed = (await client.get("/api/v1/tokens", headers=viewer)).json()
+        return {t["name"]: t["last_used_at"] for t in listed}
+
+    first = clock.now().isoformat().replace("+00:00", "Z")
+    assert await last_used() == {"test": first, "spare": None}  # never used: none
+    clock.advance(minutes=9)
+    assert (await last_used())["test"] == first  # within 10 minutes: not written again
+    clock.advance(minutes=1)
+    later = clock.now().isoformat().replace("+00:00", "Z")
+    assert await last_used() == {"test": later, "spare": None}
+    assert (await client.get("/api/v1/me", headers=bearer(spare))).status_code == 200
+    assert (await last_used())["spare"] == later

@@ -23,9 +23,15 @@ bearer = HTTPBearer(auto_error=False, description="an API token from `tocsin tok
 
 async def principal_from_request(request: Request, rt: Runtime, token: str | None) -> Principal:
     """Who is calling: the bearer token if given, else the console session cookie."""
+    if token:
+        async with rt.db.session() as session:
+            principal, token_id, last_used = await service.token_principal(session, token)
+        now = rt.clock.now()
+        if last_used is None or now - last_used >= service.LAST_USED_EVERY:
+            async with rt.db.transaction() as session:
+                await service.token_used(session, token_id, now)
+        return principal
     async with rt.db.session() as session:
-        if token:
-            return await service.authenticate_token(session, token)
         cookie = request.cookies.get(SESSION_COOKIE)
         if not cookie:
             raise Unauthorized("an API token is required (Authorization: Bearer <token>)")
@@ -34,7 +40,6 @@ async def principal_from_request(request: Request, rt: Runtime, token: str | Non
         sent = request.headers.get(CSRF_HEADER, "")
         if not secrets.compare_digest(sent, csrf):
             raise Forbidden("missing or wrong CSRF token", field=CSRF_HEADER)
-    request.state.principal = principal
     return principal
 
 

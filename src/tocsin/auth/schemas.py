@@ -73,5 +73,7 @@ class TokenInfo(BaseModel):
     name: str
     user: str
     created_at: datetime
-    last_used_at: datetime | None = Field(description="not yet recorded by this version: always null")
+    last_used_at: datetime | None = Field(
+        description="when it last authenticated a request, to within 10 minutes (null: never used)"
+    )
     revoked_at: datetime | None

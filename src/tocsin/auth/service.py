@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -167,17 +167,31 @@ async def enable_user(session: AsyncSession, name: str) -> User:
     return user
 
 
+# A token's last use is written at most this often: one write in a while, not one a request.
+LAST_USED_EVERY = timedelta(minutes=10)
+
+
 async def authenticate_token(session: AsyncSession, token: str) -> Principal:
+    return (await token_principal(session, token))[0]
+
+
+async def token_principal(session: AsyncSession, token: str) -> tuple[Principal, int, datetime | None]:
+    """Who the token acts as, the token's id and when it was last used (as recorded)."""
     row = (
         await session.execute(
-            select(User)
+            select(User, ApiToken.id, ApiToken.last_used_at)
             .join(ApiToken, ApiToken.user_id == User.id)
             .where(ApiToken.token_hash == digest(token), ApiToken.revoked_at.is_(None))
         )
-    ).scalar_one_or_none()
-    if row is None or row.disabled_at is not None:
+    ).one_or_none()
+    if row is None or row[0].disabled_at is not None:
         raise Unauthorized("invalid or revoked API token")
-    return _principal(row)
+    user, token_id, last_used = row
+    return _principal(user), token_id, last_used
+
+
+async def token_used(session: AsyncSession, token_id: int, now: datetime) -> None:
+    await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
 
 
 async def login(session: AsyncSession, clock: Clock, name: str, password: str, days: int) -> tuple[str, str]:
