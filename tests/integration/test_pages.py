@@ -589,6 +589,8 @@ async def test_silencing_from_an_alert_and_ending_it(sign_in: Callable[[Role], A
         for a in (await b.client.get("/api/v1/alerts", headers=bearer(b.token))).json()
     }
     assert muted == {"db-1": None, "db-2": f"silence:{silence['id']}"}
+    incident = await b.page("/incidents/INC-1")  # the muted alert joined the open incident, marked so
+    assert f'<a class="muted" href="/silences#silence-{silence["id"]}"' in incident
 
     viewer = await sign_in(Role.viewer)
     seen = await viewer.page("/silences")
