@@ -29,6 +29,7 @@ from tocsin.incidents import jobs as incident_jobs
 from tocsin.monitors import api as monitors_api
 from tocsin.monitors import detector_api, detector_jobs
 from tocsin.monitors import jobs as monitor_jobs
+from tocsin.monitors import pages as monitor_pages
 from tocsin.notify import api as notify_api
 from tocsin.notify import jobs as notify_jobs
 from tocsin.oncall import api as oncall_api
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         report_pages.router,
         oncall_pages.router,
         alert_pages.router,
+        monitor_pages.router,
         *statuspage.routers,
     ):
         app.include_router(router)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import shutil
 import socket
 import ssl
@@ -23,6 +24,7 @@ from sqlalchemy import func, select
 
 from tocsin.alerts.models import Alert
 from tocsin.app import build_runtime, create_app
+from tocsin.auth.roles import Role
 from tocsin.config import Settings
 from tocsin.db.engine import Database
 from tocsin.monitors import jobs
@@ -31,7 +33,7 @@ from tocsin.monitors.runner import MonitorRunner
 from tocsin.policy import Policy, default_policy
 from tocsin.policy.monitors import MonitorSpec
 from tocsin.runtime import Runtime
-from tocsin.testing import FakeClock, bearer
+from tocsin.testing import FakeClock, bearer, user_with_token
 
 # ------------------------------------------------------------------------------------- local servers
 
@@ -463,3 +465,40 @@ def test_register_adds_the_runner_and_rollup_loops(rt: Runtime) -> None:
     runner = jobs.register(rt)
     assert {"monitors", "monitor-rollup"} <= {loop.name for loop in rt.loops.loops}
     assert runner.specs == {}  # the seed's monitors ship disabled
+
+
+async def test_the_checks_page_shows_what_fails_first(
+    make_rt: MakeRuntime, runners: Callable[[Runtime], MonitorRunner], clock: FakeClock
+) -> None:
+    """The console's Checks page reads what the API reads: a check down past its threshold is at the top,
+    named in the banner, with its last result and the condition that failed."""
+    async with LocalServer() as shop, LocalServer() as docs:
+        rt = make_rt(
+            monitor("aa-docs", url=f"http://127.0.0.1:{docs.port}/docs"),
+            monitor("zz-shop", url=f"http://127.0.0.1:{shop.port}/health", conditions=["[STATUS] == 200"]),
+        )
+        await user_with_token(rt.db, clock, "ada", Role.viewer, password="correct horse battery")
+        runner = runners(rt)
+        step = stepper(runner, clock, timedelta(seconds=30))
+        await runner.tick(wait=True)
+        shop.status = 503
+        for _ in range(3):
+            await step()
+        async with api(rt) as client:
+            assert (await client.get("/checks")).status_code == 303  # signed in only
+            form = await client.get("/login")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert csrf
+            login = {"name": "ada", "password": "correct horse battery", "csrf_token": csrf[1], "next": "/"}
+            assert (await client.post("/login", data=login)).status_code == 303
+            page = (await client.get("/checks")).text
+    assert re.findall(r'<tr data-check="([^"]+)">', page) == ["zz-shop", "aa-docs"]  # failing first
+    assert "1 failing:</strong> zz-shop</div>" in page
+    assert (
+        '<span class="check check-down">Down</span>' in page
+        and '<span class="check check-up">Up</span>' in page
+    )
+    assert "3 of 3 failures" in page and "alert open" in page and " · 503 · " in page
+    assert "failed: <code>[STATUS] (503) == 200</code>" in page
+    assert "No heartbeats" in page and "No error-rate detectors" in page
+    assert 'aria-current="page">Checks</a>' in page

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts.formats import sentry
 from tocsin.alerts.ingest import Rejected, admit, bearer_or_query_key, direct, read_json, tocsin_error
@@ -17,6 +18,7 @@ from tocsin.auth.service import Principal
 from tocsin.core.durations import format_duration
 from tocsin.core.http_errors import API_ERRORS
 from tocsin.monitors import detector_jobs, heartbeats
+from tocsin.policy.models import Policy
 from tocsin.runtime import Runtime, runtime
 from tocsin.web.direct import Answer, Call
 
@@ -112,7 +114,12 @@ class ErrorRateOut(BaseModel):
 async def list_heartbeats(_: Viewer, rt: Rt) -> list[HeartbeatOut]:
     """The policy's heartbeats and when each last pinged."""
     async with rt.db.session() as session:
-        found = await heartbeats.listing(session, rt.policy)
+        return await heartbeats_out(session, rt.policy)
+
+
+async def heartbeats_out(session: AsyncSession, policy: Policy) -> list[HeartbeatOut]:
+    """The policy's heartbeats, as the API shows them (also the console's Checks page)."""
+    found = await heartbeats.listing(session, policy)
     return [
         HeartbeatOut(
             name=spec.name,
@@ -133,7 +140,12 @@ async def list_heartbeats(_: Viewer, rt: Rt) -> list[HeartbeatOut]:
 async def list_error_rates(_: Viewer, rt: Rt) -> list[ErrorRateOut]:
     """The policy's error-rate detectors with their learned baselines."""
     async with rt.db.session() as session:
-        found = await detector_jobs.listing(session, rt.policy)
+        return await error_rates_out(session, rt.policy)
+
+
+async def error_rates_out(session: AsyncSession, policy: Policy) -> list[ErrorRateOut]:
+    """The policy's error-rate detectors, as the API shows them (also the console's Checks page)."""
+    found = await detector_jobs.listing(session, policy)
     out = []
     for spec, row in found:
         state = detector_jobs.state_of(row) if row else None
