@@ -95,4 +95,14 @@ def test_an_alert_opens_to_show_what_its_sender_attached(tmp_path: Path) -> None
             ]
             row.get_by_role("button", name="End silence").click()
             expect(page.get_by_text("Nothing is silenced.")).to_be_visible()
+
+            # Every integration's alerts in one list, newest first, each leading to its incident.
+            page.get_by_role("navigation", name="Main").get_by_role("link", name="Alerts").click()
+            expect(page).to_have_url(f"{url}/alerts")
+            listed = page.locator("li[data-alert]")
+            expect(listed).to_have_count(4)
+            expect(listed.first).to_contain_text("api-9 answers 5xx")
+            expect(page.get_by_text("of these, 1 silenced")).to_be_visible()
+            listed.nth(1).get_by_role("link", name="INC-1").click()
+            expect(page).to_have_url(f"{url}/incidents/INC-1")
             assert problems == []

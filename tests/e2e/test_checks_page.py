@@ -77,7 +77,7 @@ def test_a_failing_check_is_at_the_top(tmp_path: Path) -> None:
 
         # Readable on a phone: the tables scroll inside their cards, the page is no wider than the screen.
         page.set_viewport_size({"width": 390, "height": 844})
-        for path in ("/checks", "/silences", "/oncall"):
+        for path in ("/checks", "/alerts", "/silences", "/oncall"):
             page.goto(f"{url}{path}")
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, (path, width)

@@ -603,3 +603,48 @@ async def test_silencing_from_an_alert_and_ending_it(sign_in: Callable[[Role], A
     assert ended.status_code == 303
     assert "Nothing is silenced." in await b.page("/silences")
     assert (await b.client.get("/api/v1/silences", headers=bearer(b.token))).json() == []
+
+
+async def test_the_alerts_page_lists_every_integration_s_alerts(
+    sign_in: Callable[[Role], Awaitable[Browser]],
+) -> None:
+    b = await sign_in(Role.admin)
+    h = bearer(b.token)
+    prom = (
+        await b.client.post("/api/v1/integrations", json={"name": "prom", "kind": "prometheus"}, headers=h)
+    ).json()
+    pd = (
+        await b.client.post("/api/v1/integrations", json={"name": "pd", "kind": "pagerduty"}, headers=h)
+    ).json()
+    disk = {
+        "labels": {"alertname": "DiskFull", "instance": "db-1"},
+        "annotations": {"summary": "db-1 disk full"},
+    }
+    assert (await b.client.post("/api/v2/alerts", json=[disk], headers=bearer(prom["key"]))).is_success
+    event = {
+        "routing_key": pd["key"],
+        "event_action": "trigger",
+        "dedup_key": "mail",
+        "payload": {"summary": "Mail bouncing", "source": "sendgrid", "severity": "error"},
+    }
+    assert (await b.client.post("/v2/enqueue", json=event)).status_code == 202
+    silence = {"matchers": [{"name": "alertname", "value": "Noise"}], "ends_at": "2099-01-01T00:00:00Z"}
+    assert (await b.client.post("/api/v1/silences", json=silence, headers=h)).status_code == 201
+    noise = {"labels": {"alertname": "Noise"}}
+    assert (await b.client.post("/api/v2/alerts", json=[noise], headers=bearer(prom["key"]))).is_success
+
+    page = await b.page("/alerts")
+    assert re.findall(r'<li data-alert="(\d+)">', page) == ["3", "2", "1"]  # newest first
+    assert "3 firing · 0 acknowledged · of these, 1 silenced" in page
+    assert "prom · prometheus" in page and "pd · sendgrid" in page
+    assert '<a href="/incidents/INC-1">INC-1</a>' in page and "Mail bouncing" in page
+    assert page.count("Silence alerts like this") == 2  # not on the one already silenced
+    assert 'aria-current="page">Alerts</a>' in page and 'aria-current="page">Open</a>' in page
+
+    event["event_action"] = "resolve"
+    assert (await b.client.post("/v2/enqueue", json=event)).status_code == 202
+    resolved = await b.page("/alerts?status=resolved")
+    assert re.findall(r'<li data-alert="(\d+)">', resolved) == ["2"]
+    assert "Silence alerts like this" not in resolved
+    assert "No acknowledged alerts." in await b.page("/alerts?status=acknowledged")
+    assert re.findall(r'<li data-alert="(\d+)">', await b.page("/alerts?status=bogus")) == ["3", "1"]

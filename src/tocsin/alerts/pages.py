@@ -1,8 +1,10 @@
-"""The console's Silences page: what is muted now, a silence made from an alert's labels, and ending one.
+"""The console's Alerts and Silences pages: every open alert whatever its incident, what is muted now, a
+silence made from an alert's labels, and ending one.
 
-In a storm the person on call is in the console, not at a terminal: the incident page's alerts link
-here with their labels filled in (`?m=alertname=DiskFull&m=instance=db-1`), as Alertmanager's UI
-silences from an alert. The JSON API and the CLI do the same (`POST /api/v1/silences`, `tocsin silence`).
+In a storm the person on call is in the console, not at a terminal: each alert links to the Silences
+page with its labels filled in (`?m=alertname=DiskFull&m=instance=db-1`), as Alertmanager's UI
+silences from an alert. The JSON API and the CLI do the same (`GET /api/v1/alerts`,
+`POST /api/v1/silences`, `tocsin silence`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from tocsin.alerts import silences
+from tocsin.alerts import integrations, silences
+from tocsin.alerts import service as alerts
 from tocsin.alerts.matchers import matcher_text, parse_matcher
 from tocsin.auth.pages import Who, posted
 from tocsin.auth.roles import Role
@@ -30,6 +33,32 @@ Rt = Annotated[Runtime, Depends(runtime)]
 Ui = Annotated[Console, Depends(console)]
 DURATIONS = ("30m", "1h", "2h", "4h", "8h", "1d", "3d", "7d")
 LONGEST = timedelta(days=90)
+
+
+ALERT_STATUSES = ("open", "firing", "acknowledged", "resolved")
+ALERTS_SHOWN = 200
+
+
+@router.get("/alerts")
+async def alerts_page(who: Who, rt: Rt, ui: Ui, status: str = "open") -> Response:
+    """The newest alerts of every integration: open ones (firing or acknowledged) unless asked."""
+    if status not in ALERT_STATUSES:
+        status = "open"
+    async with rt.db.session() as session:
+        rows = await alerts.listing(session, status, ALERTS_SHOWN)
+        counts = await alerts.open_counts(session)
+        names = {i.id: i.name for i in await integrations.listing(session)}
+    return ui.page(
+        "alerts.html",
+        who=who,
+        active="alerts",
+        alerts=rows,
+        counts=counts,
+        names=names,
+        status=status,
+        statuses=ALERT_STATUSES,
+        shown=ALERTS_SHOWN,
+    )
 
 
 async def _page(

@@ -466,6 +466,18 @@ async def listing(session: AsyncSession, status: str | None, limit: int) -> list
     return list(await session.scalars(query))
 
 
+async def open_counts(session: AsyncSession) -> dict[str, int]:
+    """How many alerts are open in each status, and how many of those are muted ("muted"); resolved
+    ones are not counted (all of history: a scan, for a page that only wants what is on fire)."""
+    rows = await session.execute(
+        select(Alert.status, func.count()).where(Alert.status.in_(OPEN_STATUSES)).group_by(Alert.status)
+    )
+    counts = {status: int(n) for status, n in rows}
+    muted = select(func.count()).where(Alert.muted_by.is_not(None), Alert.status.in_(OPEN_STATUSES))
+    counts["muted"] = int(await session.scalar(muted) or 0)
+    return counts
+
+
 async def counts_for_incident(session: AsyncSession, incident_id: int) -> dict[str, int]:
     """How many of the incident's alerts are in each status."""
     rows = await session.execute(
