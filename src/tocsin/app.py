@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope, Send
 
 from tocsin import __version__
 from tocsin.alerts import api as alerts_api
-from tocsin.alerts import ingest
+from tocsin.alerts import ingest, integration_pages
 from tocsin.alerts import jobs as alert_jobs
 from tocsin.alerts import pages as alert_pages
 from tocsin.alerts.frontdoor import FrontDoor
@@ -137,6 +137,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         report_pages.router,
         oncall_pages.router,
         alert_pages.router,
+        integration_pages.router,
         monitor_pages.router,
         *statuspage.routers,
     ):

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from clients.harness import Alertmanager, Tocsin, wait_for
+from tocsin.alerts import setup
 
 pytestmark = pytest.mark.slow
 
@@ -38,10 +40,10 @@ def the_alert(tocsin: Tocsin, name: str, status: str = "open") -> dict[str, Any]
 
 def test_alertmanager_webhook_opens_and_resolves(tocsin: Tocsin, tmp_path: Path) -> None:
     key = tocsin.integration("alertmanager")
-    receiver = {
-        "url": f"{tocsin.url}/api/v1/integrations/alertmanager",
-        "http_config": {"authorization": {"credentials": key}},
-    }
+    # The receiver exactly as Tocsin prints it for a new key (`tocsin integration create`, the console).
+    (receiver,) = yaml.safe_load(setup.snippet("alertmanager", tocsin.url, key))["receivers"][0][
+        "webhook_configs"
+    ]
     am = Alertmanager(tmp_path, receiver)
     try:
         am.post([alert("ReplicationLag")])

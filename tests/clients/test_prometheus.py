@@ -11,13 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from clients.harness import Tocsin, prometheus, wait_for
+from tocsin.alerts import setup
 
 pytestmark = pytest.mark.slow
 
 # Prometheus looks its Alertmanagers up every 5 s and sends only after that, so allow for a few rounds.
 FIRST_ALERT_WITHIN = 90
+
+
+def printed(url: str, key: str) -> dict[str, Any]:
+    """The Alertmanager entry of what `tocsin integration create --kind prometheus` prints."""
+    entry: dict[str, Any] = yaml.safe_load(setup.snippet("prometheus", url, key))["alerting"][
+        "alertmanagers"
+    ][0]
+    return entry
 
 
 def test_prometheus_alerts_open_one_p0_incident(sqlite_tocsin: Tocsin, tmp_path: Path) -> None:
@@ -33,7 +43,8 @@ def test_prometheus_alerts_open_one_p0_incident(sqlite_tocsin: Tocsin, tmp_path:
     with ExitStack() as stack:
         logs = [
             stack.enter_context(
-                prometheus(tmp_path, {**target, "authorization": {"credentials": bearer_key}}, "ByBearer")
+                # The alerting section exactly as Tocsin prints it for a new key.
+                prometheus(tmp_path, printed(tocsin.url, bearer_key), "ByBearer")
             ),
             stack.enter_context(
                 prometheus(tmp_path, {**target, "path_prefix": f"/i/{prefix_key}"}, "ByPrefix")

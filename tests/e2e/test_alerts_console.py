@@ -40,69 +40,79 @@ def test_an_alert_opens_to_show_what_its_sender_attached(tmp_path: Path) -> None
     require_chromium()
     database_url = migrated_sqlite(tmp_path / "template.db", tmp_path / "tocsin.db")
     token = asyncio.run(user_with_token(database_url, Role.admin))
-    with uvicorn_server(tmp_path, {"TOCSIN_DATABASE_URL": database_url}) as url:
-        created = httpx.post(
-            f"{url}/api/v1/integrations",
-            json={"name": "prod-prometheus", "kind": "prometheus", "service": "portal"},
-            headers=bearer(token),
-        )
-        key = created.json()["key"]
+    with (
+        uvicorn_server(tmp_path, {"TOCSIN_DATABASE_URL": database_url}) as url,
+        sync_playwright() as p,
+        browser_page(p, 1366, 900) as (page, problems),
+    ):
+        # The admin connects Prometheus on the console: the key, and what to paste, shown once.
+        page.goto(f"{url}/login?next=/integrations")
+        sign_in(page)
+        expect(page).to_have_url(f"{url}/integrations")
+        form = page.get_by_role("form", name="New integration")
+        form.get_by_label("Name").fill("prod-prometheus")
+        form.get_by_label("Kind").select_option("prometheus")
+        form.get_by_label("Service").select_option("portal")
+        form.get_by_role("button", name="Create and show the key").click()
+        key = page.get_by_label("Key", exact=True).inner_text()
+        paste = page.get_by_label("Configuration", exact=True).inner_text()
+        assert len(key) == 32 and f"credentials: {key}" in paste and "api_version: v2" in paste
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator(".key-shown").screenshot(path=str(SCREENSHOTS / "console-integration-key.png"))
+        expect(page.locator('tr[data-integration="prod-prometheus"]')).to_contain_text("Enabled")
+
         sent = httpx.post(f"{url}/api/v2/alerts", json=[firing(i) for i in range(3)], headers=bearer(key))
         assert sent.status_code == 200, sent.text
-        with sync_playwright() as p, browser_page(p, 1366, 900) as (page, problems):
-            page.goto(f"{url}/login?next=/incidents/INC-1")
-            sign_in(page)
-            expect(page).to_have_url(f"{url}/incidents/INC-1")
-            alerts = page.locator("#alerts")
-            expect(alerts).to_contain_text("3 firing")
-            first = alerts.locator("details.alert-detail").first
-            expect(first.get_by_text("instance=api-2:9100")).to_be_hidden()  # closed until asked
-            first.locator("summary").click()
-            expect(first.get_by_text("instance=api-2:9100")).to_be_visible()
-            runbook = first.get_by_role("link", name="https://wiki.hausofbasquiat.com/runbooks/api-5xx")
-            expect(runbook).to_have_attribute("rel", "noopener noreferrer nofollow")
-            expect(first.get_by_role("link", name="source")).to_have_attribute(
-                "href", "http://prometheus:9090/graph?g0.expr=rate(http_errors_total%5B5m%5D)"
-            )
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            alerts.screenshot(path=str(SCREENSHOTS / "console-alerts.png"))
+        page.goto(f"{url}/incidents/INC-1")
+        alerts = page.locator("#alerts")
+        expect(alerts).to_contain_text("3 firing")
+        first = alerts.locator("details.alert-detail").first
+        expect(first.get_by_text("instance=api-2:9100")).to_be_hidden()  # closed until asked
+        first.locator("summary").click()
+        expect(first.get_by_text("instance=api-2:9100")).to_be_visible()
+        runbook = first.get_by_role("link", name="https://wiki.hausofbasquiat.com/runbooks/api-5xx")
+        expect(runbook).to_have_attribute("rel", "noopener noreferrer nofollow")
+        expect(first.get_by_role("link", name="source")).to_have_attribute(
+            "href", "http://prometheus:9090/graph?g0.expr=rate(http_errors_total%5B5m%5D)"
+        )
+        alerts.screenshot(path=str(SCREENSHOTS / "console-alerts.png"))
 
-            # Too noisy: silence alerts like this one, on every instance, for 4 hours.
-            first.get_by_role("link", name="Silence alerts like this").click()
-            expect(page).to_have_url(
-                f"{url}/silences?m=alertname%3DApiHighErrorRate&m=component%3Dapi&m=instance%3Dapi-2%3A9100&m=job%3Dapi&m=service%3Dportal&m=severity%3Dcritical"
-            )
-            form = page.get_by_role("form", name="New silence")
-            matchers = form.get_by_label("Matchers, one a line")
-            expect(matchers).to_have_value(
-                "alertname=ApiHighErrorRate\ncomponent=api\ninstance=api-2:9100\njob=api\nservice=portal\nseverity=critical"
-            )
-            matchers.fill("alertname=ApiHighErrorRate\njob=api")
-            form.get_by_label("For").fill("4h")
-            form.get_by_label("Why").fill("known: the v2.3 rollout, rolling back")
-            form.get_by_role("button", name="Silence").click()
-            expect(page).to_have_url(f"{url}/silences")
-            row = page.locator("tr[data-silence]")
-            expect(row).to_have_count(1)
-            expect(row).to_contain_text("alertname=ApiHighErrorRate and job=api")
-            expect(row).to_contain_text("known: the v2.3 rollout, rolling back")
-            page.screenshot(path=str(SCREENSHOTS / "console-silences.png"))
-            more = httpx.post(f"{url}/api/v2/alerts", json=[firing(9)], headers=bearer(key))
-            assert more.status_code == 200, more.text
-            listed = httpx.get(f"{url}/api/v1/alerts", headers=bearer(token)).json()
-            assert [a["muted_by"] is not None for a in listed if a["labels"]["instance"] == "api-9:9100"] == [
-                True
-            ]
-            row.get_by_role("button", name="End silence").click()
-            expect(page.get_by_text("Nothing is silenced.")).to_be_visible()
+        # Too noisy: silence alerts like this one, on every instance, for 4 hours.
+        first.get_by_role("link", name="Silence alerts like this").click()
+        expect(page).to_have_url(
+            f"{url}/silences?m=alertname%3DApiHighErrorRate&m=component%3Dapi&m=instance%3Dapi-2%3A9100&m=job%3Dapi&m=service%3Dportal&m=severity%3Dcritical"
+        )
+        form = page.get_by_role("form", name="New silence")
+        matchers = form.get_by_label("Matchers, one a line")
+        expect(matchers).to_have_value(
+            "alertname=ApiHighErrorRate\ncomponent=api\ninstance=api-2:9100\njob=api\nservice=portal\nseverity=critical"
+        )
+        matchers.fill("alertname=ApiHighErrorRate\njob=api")
+        form.get_by_label("For").fill("4h")
+        form.get_by_label("Why").fill("known: the v2.3 rollout, rolling back")
+        form.get_by_role("button", name="Silence").click()
+        expect(page).to_have_url(f"{url}/silences")
+        row = page.locator("tr[data-silence]")
+        expect(row).to_have_count(1)
+        expect(row).to_contain_text("alertname=ApiHighErrorRate and job=api")
+        expect(row).to_contain_text("known: the v2.3 rollout, rolling back")
+        page.screenshot(path=str(SCREENSHOTS / "console-silences.png"))
+        more = httpx.post(f"{url}/api/v2/alerts", json=[firing(9)], headers=bearer(key))
+        assert more.status_code == 200, more.text
+        listed = httpx.get(f"{url}/api/v1/alerts", headers=bearer(token)).json()
+        assert [a["muted_by"] is not None for a in listed if a["labels"]["instance"] == "api-9:9100"] == [
+            True
+        ]
+        row.get_by_role("button", name="End silence").click()
+        expect(page.get_by_text("Nothing is silenced.")).to_be_visible()
 
-            # Every integration's alerts in one list, newest first, each leading to its incident.
-            page.get_by_role("navigation", name="Main").get_by_role("link", name="Alerts").click()
-            expect(page).to_have_url(f"{url}/alerts")
-            listed = page.locator("li[data-alert]")
-            expect(listed).to_have_count(4)
-            expect(listed.first).to_contain_text("api-9 answers 5xx")
-            expect(page.get_by_text("of these, 1 silenced")).to_be_visible()
-            listed.nth(1).get_by_role("link", name="INC-1").click()
-            expect(page).to_have_url(f"{url}/incidents/INC-1")
-            assert problems == []
+        # Every integration's alerts in one list, newest first, each leading to its incident.
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Alerts").click()
+        expect(page).to_have_url(f"{url}/alerts")
+        listed = page.locator("li[data-alert]")
+        expect(listed).to_have_count(4)
+        expect(listed.first).to_contain_text("api-9 answers 5xx")
+        expect(page.get_by_text("of these, 1 silenced")).to_be_visible()
+        listed.nth(1).get_by_role("link", name="INC-1").click()
+        expect(page).to_have_url(f"{url}/incidents/INC-1")
+        assert problems == []

@@ -648,3 +648,47 @@ async def test_the_alerts_page_lists_every_integration_s_alerts(
     assert "Silence alerts like this" not in resolved
     assert "No acknowledged alerts." in await b.page("/alerts?status=acknowledged")
     assert re.findall(r'<li data-alert="(\d+)">', await b.page("/alerts?status=bogus")) == ["3", "1"]
+
+
+async def test_integrations_are_made_and_rekeyed_on_the_console_with_what_to_paste(
+    sign_in: Callable[[Role], Awaitable[Browser]],
+) -> None:
+    b = await sign_in(Role.admin)
+    assert "No integrations yet" in await b.page("/integrations")
+    made = await b.post(
+        "/integrations", {"name": "prod-prometheus", "kind": "prometheus", "service": "portal"}
+    )
+    assert made.status_code == 201, made.text
+    key = re.search(r'<code class="secret" aria-label="Key">([0-9a-f]{32})</code>', made.text)
+    assert key, made.text
+    assert "credentials: " + key[1] in made.text and "targets: [&#34;tocsin.test&#34;]" in made.text
+    alert = [{"labels": {"alertname": "DiskFull"}}]
+    assert (await b.client.post("/api/v2/alerts", json=alert, headers=bearer(key[1]))).status_code == 200
+    page = await b.page("/integrations")
+    assert '<tr data-integration="prod-prometheus">' in page and key[1] not in page  # never shown again
+
+    rotated = await b.post("/integrations/prod-prometheus/key")
+    assert rotated.status_code == 200
+    new = re.search(r'<code class="secret" aria-label="Key">([0-9a-f]{32})</code>', rotated.text)
+    assert new and new[1] != key[1]
+    assert (await b.client.post("/api/v2/alerts", json=alert, headers=bearer(key[1]))).status_code == 401
+    assert (await b.client.post("/api/v2/alerts", json=alert, headers=bearer(new[1]))).status_code == 200
+
+    assert (await b.post("/integrations/prod-prometheus/disable")).status_code == 303
+    assert "Disabled</span>" in await b.page("/integrations")
+    assert (await b.client.post("/api/v2/alerts", json=alert, headers=bearer(new[1]))).status_code == 401
+    assert (await b.post("/integrations/prod-prometheus/enable")).status_code == 303
+    assert (await b.client.post("/api/v2/alerts", json=alert, headers=bearer(new[1]))).status_code == 200
+
+    taken = await b.post("/integrations", {"name": "prod-prometheus", "kind": "generic"})
+    assert taken.status_code == 409 and "prod-prometheus" in taken.text
+    bad = await b.post("/integrations", {"name": "Prod Prometheus", "kind": "generic"})
+    assert bad.status_code == 422 and "Name has characters that are not allowed here." in bad.text
+    assert 'value="Prod Prometheus"' in bad.text  # the form keeps what was typed
+    assert (await b.post("/integrations/nope/disable")).status_code == 404
+    assert (await b.post("/integrations/prod-prometheus/explode")).status_code == 404
+
+    responder = await sign_in(Role.responder)
+    assert (await responder.client.get("/integrations")).status_code == 403
+    assert 'href="/integrations"' not in await responder.page("/")
+    assert (await responder.post("/integrations", {"name": "x", "kind": "generic"})).status_code == 403

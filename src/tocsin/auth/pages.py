@@ -54,6 +54,10 @@ class PageSession:
     def can_command(self) -> bool:
         return self.can(Role.commander)
 
+    @property
+    def can_admin(self) -> bool:
+        return self.can(Role.admin)
+
 
 async def page_session(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> PageSession:
     """Dependency: the web session from the cookie; without one the page redirects to /login."""

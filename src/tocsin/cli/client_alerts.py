@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -10,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tocsin.alerts import matchers
+from tocsin.alerts import matchers, setup
 from tocsin.cli.http import (
     DEFAULT_URL,
     EXIT_CODES,
@@ -29,15 +28,6 @@ integration_app = typer.Typer(help="Alert sources and their secret keys (admin).
 silence_app = typer.Typer(help="Mute alerts that match labels, for a while.", no_args_is_help=True)
 alert_app = typer.Typer(help="Alerts received from integrations, monitors and reports.", no_args_is_help=True)
 out = Console()
-
-ENDPOINT_HINT = {
-    "alertmanager": "Alertmanager webhook_configs url: {url}/api/v1/integrations/alertmanager?key={key}",
-    "prometheus": "Prometheus alerting.alertmanagers: target {host}, authorization credentials {key}",
-    "pagerduty": "PagerDuty Events v2: POST {url}/v2/enqueue with routing_key {key}",
-    "generic": "POST {url}/api/v1/integrations/generic with Authorization: Bearer {key}",
-    "heartbeat": "POST {url}/api/v1/heartbeats/NAME?key={key}",
-    "sentry": "Sentry webhook: {url}/api/v1/integrations/sentry?key={key}",
-}
 
 
 @integration_app.command("create", epilog=EXIT_CODES)
@@ -63,9 +53,7 @@ def create(
 def _print_key(integration: dict[str, Any], url: str) -> None:
     """The key on stdout (for scripts), and where to put it on stderr."""
     typer.echo(integration["key"])
-    hint = ENDPOINT_HINT.get(integration["kind"], "").format(
-        url=url.rstrip("/"), key=integration["key"], host=re.sub(r"^https?://", "", url.rstrip("/"))
-    )
+    hint = setup.snippet(integration["kind"], url, integration["key"])
     if hint:
         typer.echo(hint, err=True)
 
