@@ -24,7 +24,7 @@ from tocsin.auth.roles import Role
 from tocsin.core.durations import format_duration, parse_duration
 from tocsin.core.errors import InvalidInput, NotFound, TocsinError
 from tocsin.runtime import Runtime, runtime
-from tocsin.web.errors import PageError
+from tocsin.web.errors import PageError, row_number
 from tocsin.web.render import Console, console
 
 router = APIRouter(include_in_schema=False)
@@ -143,11 +143,10 @@ async def add_silence(request: Request, who: Who, rt: Rt, ui: Ui) -> Response:
 @router.post("/silences/{silence_id}/expire")
 async def end_silence(silence_id: str, request: Request, who: Who, rt: Rt) -> Response:
     await posted(request, who, Role.responder)
-    if not silence_id.isascii() or not silence_id.isdigit() or len(silence_id) > 9:
-        raise PageError(404, "No such silence", f"{silence_id!r} is not a silence number", who=who)
+    number = row_number(silence_id, "silence", who)
     try:
         async with rt.db.transaction() as session:
-            await silences.expire(session, rt.clock, int(silence_id))
+            await silences.expire(session, rt.clock, number)
     except NotFound as exc:
         raise PageError(404, "No such silence", exc.message, who=who) from None
     return RedirectResponse("/silences", status_code=303)

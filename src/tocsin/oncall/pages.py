@@ -14,7 +14,7 @@ from tocsin.core.errors import InvalidInput, NotFound, TocsinError
 from tocsin.oncall import schedule, service
 from tocsin.oncall.api import GAP_HORIZON, OVERRIDES_AHEAD
 from tocsin.runtime import Runtime, runtime
-from tocsin.web.errors import PageError
+from tocsin.web.errors import PageError, row_number
 from tocsin.web.render import Console, console
 
 router = APIRouter(include_in_schema=False)
@@ -103,11 +103,10 @@ async def add_override(request: Request, who: Who, rt: Rt, ui: Ui) -> Response:
 @router.post("/oncall/overrides/{override_id}/delete")
 async def remove_override(override_id: str, request: Request, who: Who, rt: Rt) -> Response:
     await posted(request, who, Role.commander)
-    if not override_id.isascii() or not override_id.isdigit() or len(override_id) > 9:
-        raise PageError(404, "No such override", f"{override_id!r} is not an override number", who=who)
+    number = row_number(override_id, "override", who)
     try:
         async with rt.db.transaction() as session:
-            await service.delete_override(session, rt.clock, int(override_id))
+            await service.delete_override(session, rt.clock, number)
     except NotFound as exc:
         raise PageError(404, "No such override", exc.message, who=who) from None
     rt.bus.publish("oncall")

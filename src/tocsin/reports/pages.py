@@ -27,7 +27,7 @@ from tocsin.reports.api import client_address
 from tocsin.reports.service import RateLimited
 from tocsin.runtime import Runtime, runtime
 from tocsin.web import forms
-from tocsin.web.errors import PageError
+from tocsin.web.errors import PageError, row_number
 from tocsin.web.render import Console, console
 
 router = APIRouter(include_in_schema=False)
@@ -214,8 +214,7 @@ async def triage(report_id: str, request: Request, who: Who, rt: Rt, ui: Ui) -> 
     form = await posted(request, who, Role.responder)
     tab = str(form.get("tab") or "new")
     tab = tab if tab in TABS else "new"
-    if not report_id.isascii() or not report_id.isdigit() or len(report_id) > 9:
-        raise PageError(404, "No such report", f"{report_id!r} is not a report number", who=who)
+    number = row_number(report_id, "report", who)
     action = form.get("action")
     incident = form.get("incident") or None
     try:
@@ -223,7 +222,7 @@ async def triage(report_id: str, request: Request, who: Who, rt: Rt, ui: Ui) -> 
             _, target = await service.triage(
                 session,
                 rt.clock,
-                int(report_id),
+                number,
                 action if isinstance(action, str) else "",
                 incident if isinstance(incident, str) else None,
                 who.name,

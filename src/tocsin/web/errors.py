@@ -29,6 +29,18 @@ class PageError(Exception):
         self.who = who  # the signed-in user, when known, for the page's header
 
 
+def row_number(text: str, what: str, who: object) -> int:
+    """The number of a row (a silence, an override, a report) from a console URL; a 404 page
+    naming `what` when the text is not one."""
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        raise PageError(404, f"No such {what}", f"{text!r} is not {_article(what)} {what} number", who=who)
+    return int(text)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def safe_next(path: str | None) -> str:
     """A local path to return to after signing in; anything else (other hosts, schemes) becomes `/`."""
     if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
