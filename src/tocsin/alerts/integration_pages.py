@@ -14,9 +14,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from tocsin.alerts import integrations, schemas, setup
-from tocsin.auth.pages import Who, forbidden, posted
+from tocsin.auth.pages import Who, allowed, posted
 from tocsin.auth.roles import Role
-from tocsin.core.errors import Forbidden, NotFound, TocsinError
+from tocsin.core.errors import NotFound, TocsinError
 from tocsin.policy.alerting import IntegrationKind
 from tocsin.runtime import Runtime, runtime
 from tocsin.web import forms
@@ -29,13 +29,6 @@ Rt = Annotated[Runtime, Depends(runtime)]
 Ui = Annotated[Console, Depends(console)]
 KINDS = typing.get_args(IntegrationKind)
 ACTIONS = ("disable", "enable", "key")
-
-
-def _admin(who: Who) -> None:
-    try:
-        who.principal.require(Role.admin)
-    except Forbidden as exc:
-        raise forbidden(who, exc) from None
 
 
 def _base_url(rt: Runtime, request: Request) -> str:
@@ -71,7 +64,7 @@ async def _page(
 
 @router.get("/integrations")
 async def integrations_page(who: Who, rt: Rt, ui: Ui) -> Response:
-    _admin(who)
+    allowed(who, Role.admin)
     return await _page(rt, ui, who)
 
 

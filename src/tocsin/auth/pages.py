@@ -91,11 +91,16 @@ async def posted(request: Request, who: PageSession, role: Role) -> FormData:
             "This form did not carry your session's security token. Reload the page and try again.",
             who=who,
         )
+    allowed(who, role)
+    return form
+
+
+def allowed(who: PageSession, role: Role) -> None:
+    """A 403 page unless the signed-in user holds `role` (a page only some roles may see)."""
     try:
         who.principal.require(role)
     except Forbidden as exc:
         raise forbidden(who, exc) from None
-    return form
 
 
 def _login_page(

@@ -17,10 +17,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from tocsin.auth.pages import PageSession, Who, forbidden, posted
+from tocsin.auth.pages import PageSession, Who, allowed, posted
 from tocsin.auth.roles import Role
 from tocsin.core.durations import format_duration
-from tocsin.core.errors import Forbidden, NotFound, TocsinError
+from tocsin.core.errors import NotFound, TocsinError
 from tocsin.incidents import service as incidents
 from tocsin.reports import jobs, schemas, service
 from tocsin.reports.api import client_address
@@ -149,13 +149,6 @@ async def thanks(ui: Ui) -> Response:
     return ui.page("reports/thanks.html", who=None)
 
 
-def _require_responder(who: PageSession) -> None:
-    try:
-        who.principal.require(Role.responder)
-    except Forbidden as exc:
-        raise forbidden(who, exc) from None
-
-
 async def _triage_page(
     ui: Console,
     rt: Runtime,
@@ -205,7 +198,7 @@ async def _triage_page(
 async def triage_page(
     who: Who, rt: Rt, ui: Ui, status: Annotated[str, Query(max_length=20)] = "new"
 ) -> Response:
-    _require_responder(who)
+    allowed(who, Role.responder)
     return await _triage_page(ui, rt, who, status if status in TABS else "new")
 
 
