@@ -103,8 +103,8 @@ def test_an_alert_opens_to_show_what_its_sender_attached(tmp_path: Path) -> None
         assert [a["muted_by"] is not None for a in listed if a["labels"]["instance"] == "api-9:9100"] == [
             True
         ]
-        row.get_by_role("button", name="End silence").click()
-        expect(page.get_by_text("Nothing is silenced.")).to_be_visible()
+        page.reload()
+        expect(row.get_by_role("link", name="mutes 1 open alert")).to_be_visible()
 
         # Every integration's alerts in one list, newest first, each leading to its incident.
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Alerts").click()
@@ -113,6 +113,33 @@ def test_an_alert_opens_to_show_what_its_sender_attached(tmp_path: Path) -> None
         expect(listed).to_have_count(4)
         expect(listed.first).to_contain_text("api-9 answers 5xx")
         expect(page.get_by_text("of these, 1 silenced")).to_be_visible()
+        page.goto(f"{url}/silences")
+        page.locator("tr[data-silence]").get_by_role("button", name="End silence").click()
+        expect(page.get_by_text("Nothing is silenced.")).to_be_visible()
+        page.goto(f"{url}/alerts")
         listed.nth(1).get_by_role("link", name="INC-1").click()
         expect(page).to_have_url(f"{url}/incidents/INC-1")
+
+        # In a storm: what it is made of, counted by a label, each count a filter; then silence those.
+        page.goto(f"{url}/alerts")
+        counts = page.get_by_role("list", name="Open alerts by alertname")
+        expect(counts.get_by_role("link")).to_have_count(1)
+        expect(counts).to_contain_text("ApiHighErrorRate 4")
+        page.get_by_role("navigation", name="Count by label").get_by_role("link", name="instance").click()
+        by_instance = page.get_by_role("list", name="Open alerts by instance")
+        expect(by_instance.get_by_role("link")).to_have_count(4)
+        page.get_by_label("Filter by labels").fill('job="api", instance=~"api-[12].*"')
+        page.get_by_role("button", name="Filter").click()
+        expect(page.locator("li[data-alert]")).to_have_count(2)
+        expect(by_instance.get_by_role("link")).to_have_count(2)  # the counts follow the filter
+        page.screenshot(path=str(SCREENSHOTS / "console-alerts-filter.png"))
+        by_instance.get_by_role("link").first.click()
+        expect(page.locator("li[data-alert]")).to_have_count(1)
+        expect(page.get_by_label("Filter by labels")).to_have_value(
+            'job="api", instance=~"api-[12].*", instance="api-1:9100"'
+        )
+        page.get_by_role("link", name="Silence alerts matching this filter").click()
+        expect(page.get_by_label("Matchers, one a line")).to_have_value(
+            "job=api\ninstance=~api-[12].*\ninstance=api-1:9100"
+        )
         assert problems == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -108,3 +109,31 @@ def test_bad_matcher_is_a_usage_error(url: str) -> None:
         app, ["silence", "add", "-m", "no operator"], env={"TOCSIN_URL": url, "TOCSIN_TOKEN": TOKEN}
     )
     assert result.exit_code == 2 and "not a matcher" in result.stderr
+    bad = runner.invoke(
+        app, ["alert", "list", "-f", 'a="open'], env={"TOCSIN_URL": url, "TOCSIN_TOKEN": TOKEN}
+    )
+    assert bad.exit_code == 2 and "--filter" in bad.stderr and "no closing quote" in bad.stderr
+
+
+def test_alerts_are_filtered_and_counted_from_the_terminal(url: str) -> None:
+    key = cli(url, "integration", "create", "prom", "--kind", "prometheus").strip()
+    sent = [{"labels": {"alertname": "DiskFull", "instance": f"db-{i}"}} for i in range(3)]
+    sent.append({"labels": {"alertname": "HighLatency", "instance": "lb-1"}})
+    assert httpx.post(f"{url}/api/v2/alerts", json=sent, headers=bearer(key)).status_code == 200
+    groups = [re.findall(r"[\w-]+", line) for line in cli(url, "alert", "groups").splitlines()]
+    assert [words for words in groups if words and words[0] in ("DiskFull", "HighLatency")] == [
+        ["DiskFull", "3"],
+        ["HighLatency", "1"],
+    ]
+    counted = json.loads(
+        cli(url, "alert", "groups", "--by", "instance", "-f", "alertname=DiskFull", "--json")
+    )
+    assert counted == [{"value": f"db-{i}", "count": 1} for i in range(3)]
+    found = json.loads(cli(url, "alert", "list", "-f", 'alertname="DiskFull", instance=~"db-[12]"', "--json"))
+    assert [a["labels"]["instance"] for a in found] == ["db-2", "db-1"]
+    two = json.loads(cli(url, "alert", "list", "-f", "alertname=DiskFull", "-f", "instance=db-0", "--json"))
+    assert [a["labels"]["instance"] for a in two] == ["db-0"]
+    of_incident = json.loads(cli(url, "alert", "list", "--incident", found[0]["incident"], "--json"))
+    assert len(of_incident) == 4
+    table = cli(url, "alert", "list", "--filter", "instance=lb-1")
+    assert "HighLatency" in table and "DiskFull" not in table

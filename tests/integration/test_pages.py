@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -648,6 +650,68 @@ async def test_the_alerts_page_lists_every_integration_s_alerts(
     assert "Silence alerts like this" not in resolved
     assert "No acknowledged alerts." in await b.page("/alerts?status=acknowledged")
     assert re.findall(r'<li data-alert="(\d+)">', await b.page("/alerts?status=bogus")) == ["3", "1"]
+
+
+async def test_the_alerts_page_filters_a_storm_and_counts_what_it_is_made_of(
+    sign_in: Callable[[Role], Awaitable[Browser]],
+) -> None:
+    b = await sign_in(Role.responder)
+    admin = bearer((await sign_in(Role.admin)).token)
+    prom = (
+        await b.client.post(
+            "/api/v1/integrations", json={"name": "prom", "kind": "prometheus"}, headers=admin
+        )
+    ).json()
+    storm = [{"labels": {"alertname": "DiskFull", "instance": f"db-{i}"}} for i in range(12)]
+    storm += [{"labels": {"alertname": "HighLatency", "instance": f"lb-{i}"}} for i in range(5)]
+    assert (await b.client.post("/api/v2/alerts", json=storm, headers=bearer(prom["key"]))).is_success
+
+    page = await b.page("/alerts")
+    chips = re.findall(r'<a href="([^"]+)" data-group="([^"]*)">', page)
+    assert [group for _, group in chips] == ["DiskFull", "HighLatency"]
+    assert '<span class="count">12</span>' in page and '<span class="count">5</span>' in page
+    assert "Silence alerts matching this filter" not in page  # no filter yet
+
+    narrowed = await b.page(html.unescape(chips[1][0]))
+    assert re.findall(r'<li data-alert="(\d+)">', narrowed) == ["17", "16", "15", "14", "13"]
+    assert 'value="alertname=&#34;HighLatency&#34;"' in narrowed
+    silence = re.search(r'<a href="(/silences\?[^"]+)">Silence alerts matching this filter</a>', narrowed)
+    assert silence and html.unescape(silence[1]) == "/silences?m=alertname%3DHighLatency"
+    assert "alertname=HighLatency</textarea>" in await b.page(html.unescape(silence[1]))
+
+    regex = await b.page("/alerts?" + urlencode({"f": 'alertname="DiskFull", instance=~"db-1.*"'}))
+    assert re.findall(r'<li data-alert="(\d+)">', regex) == ["12", "11", "2"]  # db-11, db-10, db-1
+    by_instance = await b.page("/alerts?" + urlencode({"f": "alertname=HighLatency", "by": "instance"}))
+    assert re.findall(r'data-group="([^"]*)"', by_instance) == ["lb-0", "lb-1", "lb-2", "lb-3", "lb-4"]
+    assert 'aria-current="page">instance</a>' in by_instance
+
+    bad = await b.client.get("/alerts", params={"f": "alertname"})
+    assert bad.status_code == 400 and "The filter is not understood" in bad.text
+    assert 'value="alertname"' in bad.text  # what was typed, to be mended
+    missing = await b.client.get("/alerts", params={"incident": "INC-99"})
+    assert missing.status_code == 400 and "INC-99" in missing.text
+    assert "No open alerts match this filter." in await b.page("/alerts?f=alertname%3DNothing")
+
+    incident = await b.page("/incidents/INC-1")  # one incident: the storm; its alerts counted by name
+    link = re.search(
+        r'<a href="([^"]+)" data-group="DiskFull">DiskFull <span class="count">12</span>', incident
+    )
+    assert link, incident
+    of_incident = await b.page(html.unescape(link[1]))
+    assert len(re.findall(r"<li data-alert=", of_incident)) == 12
+    assert '<h1>Alerts of <a href="/incidents/INC-1">INC-1</a></h1>' in of_incident
+
+    viewer = await sign_in(Role.viewer)
+    seen = await viewer.page(html.unescape(chips[1][0]))
+    assert "Silence alerts matching this filter" not in seen and len(re.findall("<li data-alert=", seen)) == 5
+
+    made = await b.post("/silences", {"matchers": "instance=~lb-.*", "duration": "2h", "comment": "moving"})
+    assert made.status_code == 303
+    more = [{"labels": {"alertname": "HighLatency", "instance": f"lb-{i}"}} for i in range(5, 8)]
+    assert (await b.client.post("/api/v2/alerts", json=more, headers=bearer(prom["key"]))).is_success
+    silences_page = await b.page("/silences")
+    assert re.search(r'data-muting="3">mutes 3 open alerts</a>', silences_page), silences_page
+    assert 'href="/alerts?f=instance%3D~%22lb-.%2A%22"' in silences_page
 
 
 async def test_integrations_are_made_and_rekeyed_on_the_console_with_what_to_paste(

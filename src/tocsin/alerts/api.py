@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from tocsin.alerts import integrations, schemas, silences
+from tocsin.alerts import integrations, matchers, schemas, silences, triage
 from tocsin.alerts import service as alerts
 from tocsin.alerts.models import Alert, Integration
 from tocsin.auth.deps import require
@@ -153,18 +154,72 @@ async def incident_alerts(
     return [_alert(r, names) for r in rows]
 
 
-@router.get("/alerts", response_model=list[schemas.AlertOut])
+AlertStatus = Annotated[str, Query(pattern="^(open|firing|acknowledged|resolved|all)$")]
+IncidentRef = Annotated[str | None, Query(description="only this incident's alerts (INC-42)")]
+MAX_MATCHERS = 50
+Filter = Annotated[
+    list[str],
+    Query(
+        max_length=2000,
+        description='label matchers, as Alertmanager\'s: alertname="DiskFull", instance=~"db-.*"',
+    ),
+]
+
+
+async def _incident_id(session: AsyncSession, ref: str | None) -> int | None:
+    return None if ref is None else (await incidents.get(session, ref)).id
+
+
+def parsed_filter(texts: list[str]) -> list[dict[str, Any]]:
+    """The matchers of every `filter` value (each one or several, comma-separated); 422 naming `filter`."""
+    try:
+        found = [m for text in texts for m in matchers.parse_filter(text)]
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="filter") from None
+    if len(found) > MAX_MATCHERS:
+        raise InvalidInput(f"at most {MAX_MATCHERS} matchers", field="filter")
+    return found
+
+
+@router.get("/alerts", response_model=list[schemas.AlertOut], responses=responses(404))
 async def list_alerts(
     _: Viewer,
     rt: Rt,
-    status: Annotated[str | None, Query(pattern="^(firing|acknowledged|resolved|open)$")] = "open",
+    response: Response,
+    status: AlertStatus = "open",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    filter: Filter = [],  # noqa: B006  # Alertmanager's own name for it
+    incident: IncidentRef = None,
 ) -> list[schemas.AlertOut]:
-    """Alerts, newest first (default: those not resolved)."""
+    """Alerts, newest first (default: those not resolved), whose labels match every `filter` matcher
+    (the silences' own matching). A filter looks at the newest 20,000 candidates at most; the header
+    `Tocsin-Filter-Cut: true` says it stopped there."""
+    wanted = parsed_filter(filter)
     async with rt.db.session() as session:
-        rows = await alerts.listing(session, status, limit)
+        found = await triage.filtered(session, status, wanted, limit, await _incident_id(session, incident))
         names = {r.id: r.name for r in await integrations.listing(session)}
-    return [_alert(r, names) for r in rows]
+    if found.cut:
+        response.headers["Tocsin-Filter-Cut"] = "true"
+    return [_alert(r, names) for r in found.alerts]
+
+
+@router.get("/alerts/groups", response_model=list[schemas.AlertGroupCount], responses=responses(404))
+async def alert_groups(
+    _: Viewer,
+    rt: Rt,
+    by: Annotated[str, Query(max_length=128, description="the label to count by")] = "alertname",
+    status: AlertStatus = "open",
+    incident: IncidentRef = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    filter: Filter = [],  # noqa: B006
+) -> list[schemas.AlertGroupCount]:
+    """What an alert storm is made of: the most common values of a label among the alerts (open by
+    default; of one incident, and matching `filter`, if asked), with how many alerts have each."""
+    wanted = parsed_filter(filter)
+    async with rt.db.session() as session:
+        incident_id = await _incident_id(session, incident)
+        counted = await triage.counted_by(session, by, status, incident_id, limit, wanted)
+    return [schemas.AlertGroupCount(value=value, count=n) for value, n in counted]
 
 
 @router.post("/silences", response_model=schemas.SilenceOut, status_code=201)
@@ -184,9 +239,17 @@ async def create_silence(body: schemas.SilenceCreate, who: Responder, rt: Rt) ->
 
 
 @router.get("/silences", response_model=list[schemas.SilenceOut])
-async def list_silences(_: Viewer, rt: Rt, expired: bool = False) -> object:
+async def list_silences(_: Viewer, rt: Rt, expired: bool = False) -> list[schemas.SilenceOut]:
+    """Silences in force (and ended ones with `expired`), each with how many open alerts it mutes now."""
     async with rt.db.session() as session:
-        return await silences.listing(session, rt.clock, expired)
+        rows = await silences.listing(session, rt.clock, expired)
+        muting = await triage.muting(session)
+    return [
+        schemas.SilenceOut.model_validate(row).model_copy(
+            update={"muting": muting.get(f"{row.kind}:{row.id}", 0)}
+        )
+        for row in rows
+    ]
 
 
 @router.delete("/silences/{silence_id}", response_model=schemas.SilenceOut, responses=responses(404))

@@ -12,17 +12,19 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from tocsin.alerts import integrations, silences
+from tocsin.alerts import integrations, silences, triage
 from tocsin.alerts import service as alerts
-from tocsin.alerts.matchers import matcher_text, parse_matcher
+from tocsin.alerts.matchers import filter_text, matcher_text, parse_filter, parse_matcher
 from tocsin.auth.pages import Who, posted
 from tocsin.auth.roles import Role
 from tocsin.core.durations import format_duration, parse_duration
 from tocsin.core.errors import InvalidInput, NotFound, TocsinError
+from tocsin.incidents import service as incidents
 from tocsin.runtime import Runtime, runtime
 from tocsin.web.errors import PageError, row_number
 from tocsin.web.render import Console, console
@@ -35,29 +37,80 @@ DURATIONS = ("30m", "1h", "2h", "4h", "8h", "1d", "3d", "7d")
 LONGEST = timedelta(days=90)
 
 
-ALERT_STATUSES = ("open", "firing", "acknowledged", "resolved")
 ALERTS_SHOWN = 200
+GROUP_BY = ("alertname", "service", "instance", "job", "severity")  # the labels the page counts by
 
 
 @router.get("/alerts")
-async def alerts_page(who: Who, rt: Rt, ui: Ui, status: str = "open") -> Response:
-    """The newest alerts of every integration: open ones (firing or acknowledged) unless asked."""
-    if status not in ALERT_STATUSES:
-        status = "open"
+async def alerts_page(
+    who: Who,
+    rt: Rt,
+    ui: Ui,
+    status: str = "open",
+    f: Annotated[str, Query(max_length=4000)] = "",
+    incident: Annotated[str, Query(max_length=40)] = "",
+    by: str = "alertname",
+) -> Response:
+    """The newest alerts of every integration (open ones unless asked; one incident's if asked), those
+    matching the filter `f` (`alertname="DiskFull", instance=~"db-.*"`), and what they are made of: the
+    commonest values of the label `by`, each a link that filters by it."""
+    status = status if status in triage.STATUSES else "open"
+    by = by if by in GROUP_BY else "alertname"
+    error = ""
+    try:
+        wanted = parse_filter(f)
+    except ValueError as exc:
+        wanted, error = [], f"The filter is not understood: {exc}"
+    found, groups, incident_id = triage.Found([], cut=False), [], None
     async with rt.db.session() as session:
-        rows = await alerts.listing(session, status, ALERTS_SHOWN)
+        if incident:
+            try:
+                incident_id = (await incidents.get(session, incident)).id
+            except NotFound as exc:
+                error = exc.message
+        if not error:
+            found = await triage.filtered(session, status, wanted, ALERTS_SHOWN, incident_id)
+            if status not in ("resolved", "all") or incident_id is not None:  # never a scan of all history
+                groups = await triage.counted_by(session, by, status, incident_id, matchers=wanted)
         counts = await alerts.open_counts(session)
         names = {i.id: i.name for i in await integrations.listing(session)}
+    chosen = {"status": status, "f": filter_text(wanted) if wanted else "", "incident": incident, "by": by}
+
+    def link(**changes: str) -> str:
+        """This page's URL with some parameters changed (empty ones left out)."""
+        merged = {**chosen, **changes}
+        return "/alerts?" + urlencode(
+            {k: v for k, v in merged.items() if v and (k, v) != ("by", "alertname")}
+        )
+
+    def narrowed(value: str) -> str:
+        """This page filtered further to alerts whose label `by` is `value`."""
+        return link(
+            f=filter_text([*wanted, {"name": by, "value": value, "is_regex": False, "is_equal": True}])
+        )
+
     return ui.page(
         "alerts.html",
+        status_code=400 if error else 200,
         who=who,
         active="alerts",
-        alerts=rows,
+        alerts=found.alerts,
+        cut=found.cut,
         counts=counts,
         names=names,
         status=status,
-        statuses=ALERT_STATUSES,
+        statuses=triage.STATUSES,
         shown=ALERTS_SHOWN,
+        filter=f if error else chosen["f"],
+        wanted=wanted,
+        silence_matchers=[matcher_text(m) for m in wanted],
+        incident=incident if incident_id is not None else "",
+        groups=[(value, n, narrowed(value)) for value, n in groups],
+        by=by,
+        group_by=GROUP_BY,
+        error=error,
+        link=link,
+        scan=triage.SCAN,
     )
 
 
@@ -67,10 +120,13 @@ async def _page(
     now = rt.clock.now()
     async with rt.db.session() as session:
         listed = await silences.listing(session, rt.clock, include_expired=False)
+        muting = await triage.muting(session)
     rows: list[dict[str, Any]] = [
         {
             "silence": s,
             "matchers": [matcher_text(m) for m in s.matchers],
+            "muting": muting.get(f"{s.kind}:{s.id}", 0),
+            "alerts": "/alerts?" + urlencode({"f": filter_text(s.matchers)}),
             "pending": s.starts_at > now,
             "left": format_duration(timedelta(minutes=math.ceil((s.ends_at - now).total_seconds() / 60))),
         }

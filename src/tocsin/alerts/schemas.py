@@ -95,3 +95,9 @@ class SilenceOut(BaseModel):
     comment: str
     created_by: str
     created_at: datetime
+    muting: int = 0  # open alerts it mutes now
+
+
+class AlertGroupCount(BaseModel):
+    value: str  # the label's value; "" for alerts without the label
+    count: int

@@ -457,15 +457,6 @@ async def for_incident(session: AsyncSession, incident_id: int, limit: int = 500
     return list(await session.scalars(query))
 
 
-async def listing(session: AsyncSession, status: str | None, limit: int) -> list[Alert]:
-    query = select(Alert).order_by(Alert.id.desc()).limit(limit)
-    if status == "open":
-        query = query.where(Alert.status != "resolved")
-    elif status:
-        query = query.where(Alert.status == status)
-    return list(await session.scalars(query))
-
-
 async def open_counts(session: AsyncSession) -> dict[str, int]:
     """How many alerts are open in each status, and how many of those are muted ("muted"); resolved
     ones are not counted (all of history: a scan, for a page that only wants what is on fire)."""

@@ -10,18 +10,10 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tocsin.alerts.matchers import matches
 from tocsin.alerts.models import Silence
 from tocsin.core.clock import Clock
 from tocsin.core.errors import InvalidInput, NotFound
-
-
-def _matches(matcher: dict[str, Any], labels: dict[str, str]) -> bool:
-    value = labels.get(matcher["name"], "")
-    if matcher.get("is_regex"):
-        hit = re.fullmatch(matcher["value"], value) is not None
-    else:
-        hit = value == matcher["value"]
-    return hit if matcher.get("is_equal", True) else not hit
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +28,7 @@ class Active:
 def muting(silences: list[Active], labels: dict[str, str]) -> Active | None:
     """The first silence whose matchers all match the labels."""
     for silence in silences:
-        if all(_matches(m, labels) for m in silence.matchers):
+        if all(matches(m, labels) for m in silence.matchers):
             return silence
     return None
 

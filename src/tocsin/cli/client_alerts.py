@@ -182,16 +182,41 @@ def expire(
     said(row, as_json, f"silence {row['id']} ended")
 
 
+Status = Annotated[str, typer.Option(help="open, firing, acknowledged, resolved or all")]
+Incident = Annotated[
+    str | None, typer.Option("--incident", "-i", help="only this incident's alerts (INC-42)")
+]
+Filter = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter", "-f", help='label matchers, e.g. \'alertname="DiskFull", instance=~"db-.*"\' (repeatable)'
+    ),
+]
+
+
+def _filters(texts: list[str] | None) -> list[str]:
+    """The --filter values, each checked here first (a usage error names it)."""
+    for text in texts or []:
+        try:
+            matchers.parse_filter(text)
+        except ValueError as exc:
+            fail(f"--filter: {exc}", USAGE_ERROR)
+    return texts or []
+
+
 @alert_app.command("list", epilog=EXIT_CODES)
 def list_alerts(
-    status: Annotated[str, typer.Option(help="open, firing, acknowledged or resolved")] = "open",
+    status: Status = "open",
+    filter_: Filter = None,
+    incident: Incident = None,
     limit: Annotated[int, typer.Option(help="at most this many")] = 50,
     url: Url = DEFAULT_URL,
     token: Token = None,
     as_json: Json = False,
 ) -> None:
-    """Alerts, newest first."""
-    rows = connect(url, token).get("/api/v1/alerts", {"status": status, "limit": limit})
+    """Alerts, newest first, those whose labels match every --filter matcher (as a silence's would)."""
+    query = {"status": status, "limit": limit, "filter": _filters(filter_), "incident": incident}
+    rows = connect(url, token).get("/api/v1/alerts", {k: v for k, v in query.items() if v is not None})
     if as_json:
         emit_json(rows)
         return
@@ -207,4 +232,28 @@ def list_alerts(
             r["incident"] or "-",
             r["muted_by"] or "",
         )
+    out.print(table)
+
+
+@alert_app.command("groups", epilog=EXIT_CODES)
+def alert_groups(
+    by: Annotated[str, typer.Option(help="the label to count by")] = "alertname",
+    status: Status = "open",
+    incident: Incident = None,
+    filter_: Filter = None,
+    limit: Annotated[int, typer.Option(help="at most this many values")] = 20,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+) -> None:
+    """What a storm is made of: the commonest values of a label among the alerts (those matching every
+    --filter matcher), with their counts."""
+    query = {"by": by, "status": status, "incident": incident, "limit": limit, "filter": _filters(filter_)}
+    rows = connect(url, token).get("/api/v1/alerts/groups", {k: v for k, v in query.items() if v is not None})
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(by, "alerts")
+    for r in rows:
+        table.add_row(r["value"] or f"(no {by})", f"{r['count']:,}")
     out.print(table)

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
 from tocsin.alerts import service as alerts_service
+from tocsin.alerts import triage
+from tocsin.alerts.matchers import filter_text
 from tocsin.auth import service as auth_service
 from tocsin.auth.deps import SESSION_COOKIE
 from tocsin.auth.pages import PageSession, Who, posted
@@ -205,6 +208,7 @@ async def _incident_page(
         ideas = await hypotheses.listing(session, incident)
         alerts = await alerts_service.for_incident(session, incident.id, ALERTS_SHOWN)
         alert_counts = await alerts_service.counts_for_incident(session, incident.id)
+        alert_groups = await triage.counted_by(session, "alertname", "all", incident.id, limit=8)
         people = [user.name for user in await auth_service.list_users(session)]
         status_panel = await status_page.panel(session, rt, incident)
         paging = await paging_panel.panel(session, rt.policy, incident, context["now"])
@@ -217,6 +221,8 @@ async def _incident_page(
         hypotheses=ideas,
         alerts=alerts,
         alert_counts=alert_counts,
+        alert_groups=[(value, n, _alerts_link(incident.id, value)) for value, n in alert_groups],
+        alerts_link=_alerts_link(incident.id),
         people=people,
         status_page=status_panel,
         paging=paging,
@@ -225,6 +231,16 @@ async def _incident_page(
         posted=forms.values(form) if form is not None else {},
         **context,
     )
+
+
+def _alerts_link(incident_id: int, alertname: str | None = None) -> str:
+    """The Alerts page showing this incident's alerts, all of them or those of one alertname."""
+    wanted = {"status": "all", "incident": f"INC-{incident_id}"}
+    if alertname is not None:
+        wanted["f"] = filter_text(
+            [{"name": "alertname", "value": alertname, "is_regex": False, "is_equal": True}]
+        )
+    return "/alerts?" + urlencode(wanted)
 
 
 @router.get("/incidents/{ref}")

@@ -1,0 +1,162 @@
+"""Finding one's way in an alert storm: alerts filtered by label matchers, counted by a label's value,
+and how many open alerts each silence mutes now.
+
+A filter's matchers are the silences' own (`matchers.matches`): it shows exactly the alerts a silence
+with the same matchers would mute. An equality matcher on a value narrows the rows in SQL (the label
+read out of the JSON column, on both databases); every matcher is then checked here, on the newest
+rows first and on at most `SCAN` of them, so that a filter that matches little of a long history still
+answers at once, and says that it stopped (`Found.cut`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tocsin.alerts.matchers import matches
+from tocsin.alerts.models import OPEN_STATUSES, Alert
+from tocsin.core.errors import InvalidInput
+
+STATUSES = ("open", "firing", "acknowledged", "resolved", "all")
+SCAN = 20_000  # rows a filter looks at, at most
+_CHUNK = 1_000
+LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Found:
+    alerts: list[Alert]  # newest first
+    cut: bool  # stopped after SCAN rows: older alerts may match too
+
+
+def _of(query: Select[Any], status: str, incident_id: int | None) -> Select[Any]:
+    if status == "open":
+        query = query.where(Alert.status.in_(OPEN_STATUSES))
+    elif status != "all":
+        query = query.where(Alert.status == status)
+    if incident_id is not None:
+        query = query.where(Alert.incident_id == incident_id)
+    return query
+
+
+def _label(name: str) -> Any:
+    """A label's value as text (NULL where the alert has no such label), on either database."""
+    return Alert.labels[name].as_string()
+
+
+def _exact(matcher: dict[str, Any]) -> bool:
+    """Whether SQL can apply the matcher (label = a value that is not empty)."""
+    return bool(matcher.get("is_equal", True) and not matcher.get("is_regex") and matcher["value"])
+
+
+def _candidates(status: str, incident_id: int | None, matchers: list[dict[str, Any]]) -> Select[Any]:
+    """(id, labels) of the rows that may match, newest first: narrowed by the exact matchers."""
+    query = _of(select(Alert.id, Alert.labels), status, incident_id).order_by(Alert.id.desc())
+    for m in matchers:
+        if _exact(m):
+            query = query.where(_label(m["name"]) == m["value"])
+    return query
+
+
+async def _scan(
+    session: AsyncSession,
+    candidates: Select[Any],
+    matchers: list[dict[str, Any]],
+    scan: int,
+    take: Callable[[int, dict[str, Any]], bool],
+) -> bool:
+    """Give `take(id, labels)` each candidate whose labels satisfy every matcher, newest first, until it
+    answers False or `scan` rows were looked at; whether it stopped there with candidates left (cut)."""
+    scanned = 0
+    before: int | None = None
+    while True:
+        query = candidates if before is None else candidates.where(Alert.id < before)
+        if scanned >= scan:
+            return (await session.execute(query.limit(1))).first() is not None
+        rows = (await session.execute(query.limit(min(_CHUNK, scan - scanned)))).all()
+        if not rows:
+            return False
+        scanned += len(rows)
+        before = rows[-1][0]
+        for id_, labels in rows:
+            if all(matches(m, labels or {}) for m in matchers) and not take(id_, labels or {}):
+                return False
+
+
+async def filtered(
+    session: AsyncSession,
+    status: str,
+    matchers: list[dict[str, Any]],
+    limit: int,
+    incident_id: int | None = None,
+    scan: int | None = None,
+) -> Found:
+    """The newest `limit` alerts in `status` (of one incident, if given) whose labels satisfy every
+    matcher."""
+    if not matchers:
+        query = _of(select(Alert), status, incident_id).order_by(Alert.id.desc()).limit(limit)
+        return Found(list(await session.scalars(query)), cut=False)
+    ids: list[int] = []
+
+    def take(id_: int, _: dict[str, Any]) -> bool:
+        ids.append(id_)
+        return len(ids) < limit
+
+    cut = await _scan(session, _candidates(status, incident_id, matchers), matchers, scan or SCAN, take)
+    if not ids:
+        return Found([], cut)
+    rows = await session.scalars(select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id.desc()))
+    return Found(list(rows), cut)
+
+
+async def counted_by(
+    session: AsyncSession,
+    label: str,
+    status: str = "open",
+    incident_id: int | None = None,
+    limit: int = 12,
+    matchers: list[dict[str, Any]] | None = None,
+    scan: int | None = None,
+) -> list[tuple[str, int]]:
+    """The most common values of a label among the alerts in `status` (of one incident, if given, and
+    matching the matchers, if any), with how many alerts have each, most first; "" stands for alerts
+    without the label. Counted by the database, unless a matcher needs checking here: then among the
+    `scan` newest candidates."""
+    if not LABEL_NAME.fullmatch(label):
+        raise InvalidInput(f"{label!r} is not a label name", field="by")
+    matchers = matchers or []
+    if all(_exact(m) for m in matchers):
+        query = _of(select(_label(label).label("value")), status, incident_id)
+        for m in matchers:
+            query = query.where(_label(m["name"]) == m["value"])
+        values = query.subquery()
+        count = func.count().label("n")
+        grouped = (
+            select(values.c.value, count).group_by(values.c.value).order_by(count.desc(), values.c.value)
+        )
+        return [(value or "", int(n)) for value, n in await session.execute(grouped.limit(limit))]
+    counts: Counter[str] = Counter()
+
+    def take(_: int, labels: dict[str, Any]) -> bool:
+        counts[str(labels.get(label, ""))] += 1
+        return True
+
+    await _scan(session, _candidates(status, incident_id, matchers), matchers, scan or SCAN, take)
+    return sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))[:limit]
+
+
+async def muting(session: AsyncSession) -> dict[str, int]:
+    """How many open alerts each silence mutes now, by what alerts record of it (`kind:id`, as
+    `Alert.muted_by`), read through the partial index of muted alerts."""
+    rows = await session.execute(
+        select(Alert.muted_by, func.count())
+        .where(Alert.muted_by.is_not(None), Alert.status.in_(OPEN_STATUSES))
+        .group_by(Alert.muted_by)
+    )
+    return {str(silence): int(n) for silence, n in rows}

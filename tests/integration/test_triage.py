@@ -1,0 +1,202 @@
+"""Finding one's way in a storm: alerts filtered by label matchers (exactly as a silence matches them),
+counted by a label's value, and what each silence mutes; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tocsin.alerts import triage
+from tocsin.alerts.matchers import matches, parse_filter
+from tocsin.runtime import Runtime
+from tocsin.testing import bearer
+
+
+async def storm(client: httpx.AsyncClient, admin: str) -> dict[str, str]:
+    """30 DiskFull (db-0 .. db-29), 20 HighLatency (api, web), one PagerDuty event without labels."""
+    keys = {}
+    for kind in ("prometheus", "pagerduty"):
+        r = await client.post(
+            "/api/v1/integrations", json={"name": kind, "kind": kind}, headers=bearer(admin)
+        )
+        assert r.status_code == 201, r.text
+        keys[kind] = r.json()["key"]
+    disk = [{"labels": {"alertname": "DiskFull", "instance": f"db-{i}", "job": "node"}} for i in range(30)]
+    slow = [
+        {"labels": {"alertname": "HighLatency", "service": "api" if i % 2 else "web", "instance": f"lb-{i}"}}
+        for i in range(20)
+    ]
+    for batch in (disk, slow):
+        r = await client.post("/api/v2/alerts", json=batch, headers=bearer(keys["prometheus"]))
+        assert r.status_code == 200, r.text
+    event = {
+        "routing_key": keys["pagerduty"],
+        "event_action": "trigger",
+        "dedup_key": "mail",
+        "payload": {"summary": "Mail bouncing", "source": "sendgrid", "severity": "error"},
+    }
+    assert (await client.post("/v2/enqueue", json=event)).status_code == 202
+    return keys
+
+
+async def listed(client: httpx.AsyncClient, token: str, **params: Any) -> list[dict[str, Any]]:
+    r = await client.get("/api/v1/alerts", params={"limit": 1000, **params}, headers=bearer(token))
+    assert r.status_code == 200, r.text
+    return list(r.json())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('alertname="DiskFull"', 30),
+        ('{alertname="DiskFull", instance=~"db-1.*"}', 11),  # db-1, db-10 .. db-19
+        ("alertname=HighLatency, service=api", 10),
+        ('alertname!="DiskFull"', 21),  # the PagerDuty alert has no alertname: "" is not DiskFull
+        ('alertname=""', 1),  # no such label reads as empty, as in Alertmanager
+        ("instance=~lb-1", 1),  # a regular expression matches the whole value
+        ('instance!~"(db|lb)-.*"', 1),
+        ('job="node", instance="db-7"', 1),
+        ('alertname="Nothing"', 0),
+    ],
+)
+async def test_a_filter_shows_exactly_what_a_silence_with_its_matchers_would_mute(
+    client: httpx.AsyncClient, tokens: dict[str, str], text: str, expected: int
+) -> None:
+    await storm(client, tokens["admin"])
+    everything = await listed(client, tokens["viewer"])
+    assert len(everything) == 51
+    wanted = parse_filter(text)
+    muted = [a["id"] for a in everything if all(matches(m, a["labels"]) for m in wanted)]
+    found = await listed(client, tokens["viewer"], filter=text)
+    assert [a["id"] for a in found] == muted  # newest first, as the unfiltered list
+    assert len(found) == expected
+    # Several `filter` values are all applied, as Alertmanager's API takes them.
+    parts = [part for part in text.strip("{}").split(", ")]
+    assert [a["id"] for a in await listed(client, tokens["viewer"], filter=parts)] == muted
+
+
+async def test_a_filter_narrows_by_status_incident_and_limit_and_names_what_it_cannot_read(
+    client: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
+    keys = await storm(client, tokens["admin"])
+    resolve = {"routing_key": keys["pagerduty"], "event_action": "resolve", "dedup_key": "mail"}
+    assert (await client.post("/v2/enqueue", json=resolve)).status_code == 202
+    assert await listed(client, tokens["viewer"], filter='alertname=""') == []  # open only, by default
+    (mail,) = await listed(client, tokens["viewer"], filter='alertname=""', status="resolved")
+    assert mail["summary"] == "Mail bouncing"
+    assert len(await listed(client, tokens["viewer"], status="all")) == 51
+    disk = await listed(client, tokens["viewer"], filter="alertname=DiskFull", limit=5)
+    assert [a["labels"]["instance"] for a in disk] == ["db-29", "db-28", "db-27", "db-26", "db-25"]
+
+    # Another service's alert opens an incident of its own.
+    r = await client.post(
+        "/api/v1/integrations",
+        json={"name": "portal", "kind": "generic", "service": "portal"},
+        headers=bearer(tokens["admin"]),
+    )
+    portal = r.json()["key"]
+    sent = {"summary": "Portal login fails", "severity": "critical", "details": {"alertname": "Login"}}
+    r = await client.post("/api/v1/integrations/generic", json=sent, headers=bearer(portal))
+    assert r.status_code == 202, r.text
+    other = r.json()["incident"]
+    assert other != disk[0]["incident"]
+    (login,) = await listed(client, tokens["viewer"], incident=other)
+    assert login["summary"] == "Portal login fails"
+    of_storm = await listed(client, tokens["viewer"], status="all", incident=disk[0]["incident"])
+    assert len(of_storm) == 51 and login["id"] not in {a["id"] for a in of_storm}
+    assert await listed(client, tokens["viewer"], incident=other, filter="alertname=DiskFull") == []
+
+    for params, message in [
+        ({"filter": "alertname"}, "is not a matcher"),
+        ({"filter": 'instance=~"db-("'}, "not a regular expression"),
+        ({"filter": 'alertname="DiskFull'}, "no closing quote"),
+        ({"filter": ",".join(f"a{i}=x" for i in range(51))}, "at most 50 matchers"),
+    ]:
+        r = await client.get("/api/v1/alerts", params=params, headers=bearer(tokens["viewer"]))
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["field"] == "filter" and message in r.json()["error"]["message"]
+    r = await client.get("/api/v1/alerts", params={"incident": "INC-999"}, headers=bearer(tokens["viewer"]))
+    assert r.status_code == 404
+    r = await client.get("/api/v1/alerts", params={"status": "muted"}, headers=bearer(tokens["viewer"]))
+    assert r.status_code == 422
+
+
+async def test_a_filter_that_matches_little_of_a_long_history_stops_and_says_so(
+    client: httpx.AsyncClient, tokens: dict[str, str], rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await storm(client, tokens["admin"])
+    monkeypatch.setattr(triage, "SCAN", 25)
+    r = await client.get(
+        "/api/v1/alerts", params={"filter": "instance=~db-0"}, headers=bearer(tokens["viewer"])
+    )
+    assert r.json() == [] and r.headers["tocsin-filter-cut"] == "true"
+    params = {"filter": "instance=~lb-0", "limit": 1}
+    r = await client.get("/api/v1/alerts", params=params, headers=bearer(tokens["viewer"]))
+    assert len(r.json()) == 1 and "tocsin-filter-cut" not in r.headers  # as many as asked, before the cut
+    monkeypatch.undo()
+    wanted = parse_filter("instance=~db-0|lb-0")  # a regex: nothing narrows it in SQL
+    async with rt.db.session() as session:
+        whole = await triage.filtered(session, "open", wanted, 10)
+        cut = await triage.filtered(session, "open", wanted, 10, scan=25)
+        narrowed = await triage.filtered(
+            session, "open", [*wanted, *parse_filter("alertname=DiskFull")], 10, scan=30
+        )
+    assert [a.labels["instance"] for a in whole.alerts] == ["lb-0", "db-0"] and not whole.cut
+    # The 25 newest candidates hold lb-0 (HighLatency came after DiskFull), not db-0: stopped, and said so.
+    assert [a.labels["instance"] for a in cut.alerts] == ["lb-0"] and cut.cut
+    # An exact matcher narrows the candidates in SQL first: the 30 DiskFull alerts only, all looked at.
+    assert [a.labels["instance"] for a in narrowed.alerts] == ["db-0"] and not narrowed.cut
+
+
+async def test_alerts_are_counted_by_a_label_s_value(
+    client: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
+    await storm(client, tokens["admin"])
+
+    async def groups(**params: Any) -> list[tuple[str, int]]:
+        r = await client.get("/api/v1/alerts/groups", params=params, headers=bearer(tokens["viewer"]))
+        assert r.status_code == 200, r.text
+        return [(g["value"], g["count"]) for g in r.json()]
+
+    assert await groups() == [("DiskFull", 30), ("HighLatency", 20), ("", 1)]
+    assert await groups(by="service") == [("", 31), ("api", 10), ("web", 10)]
+    assert await groups(limit=1) == [("DiskFull", 30)]
+    assert await groups(status="resolved") == []
+    # A filter narrows what is counted: by the database for exact matchers, else here.
+    assert await groups(by="service", filter="alertname=HighLatency") == [("api", 10), ("web", 10)]
+    assert await groups(by="service", filter="instance=~lb-1.*") == [
+        ("api", 6),
+        ("web", 5),
+    ]  # lb-1, lb-10 .. lb-19
+    (disk,) = await listed(client, tokens["viewer"], filter="instance=db-3")
+    assert await groups(incident=disk["incident"], status="all", limit=2) == [
+        ("DiskFull", 30),
+        ("HighLatency", 20),
+    ]
+    for params in ({"by": "not a label"}, {"by": "1x"}):
+        r = await client.get("/api/v1/alerts/groups", params=params, headers=bearer(tokens["viewer"]))
+        assert r.status_code == 422 and r.json()["error"]["field"] == "by"
+    r = await client.get("/api/v1/alerts/groups", headers=bearer("nope"))
+    assert r.status_code == 401
+
+
+async def test_each_silence_says_how_many_open_alerts_it_mutes(
+    client: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
+    responder = bearer(tokens["responder"])
+    silence = {
+        "matchers": [{"name": "alertname", "value": "HighLatency"}, {"name": "service", "value": "web"}],
+        "ends_at": "2099-01-01T00:00:00Z",
+        "comment": "web is being moved",
+    }
+    made = await client.post("/api/v1/silences", json=silence, headers=responder)
+    assert made.status_code == 201 and made.json()["muting"] == 0
+    idle = {**silence, "matchers": [{"name": "alertname", "value": "Nothing"}], "comment": "nothing yet"}
+    assert (await client.post("/api/v1/silences", json=idle, headers=responder)).status_code == 201
+    await storm(client, tokens["admin"])
+    counted = {
+        s["comment"]: s["muting"] for s in (await client.get("/api/v1/silences", headers=responder)).json()
+    }
+    assert counted == {"web is being moved": 10, "nothing yet": 0}
