@@ -142,4 +142,13 @@ def test_an_alert_opens_to_show_what_its_sender_attached(tmp_path: Path) -> None
         expect(page.get_by_label("Matchers, one a line")).to_have_value(
             "job=api\ninstance=~api-[12].*\ninstance=api-1:9100"
         )
+
+        # A stale alert, resolved by hand from inside it; the page says so and it is gone.
+        page.go_back()
+        stale = page.locator("li[data-alert] details.alert-detail")
+        expect(stale).to_have_count(1)
+        stale.locator("summary").click()
+        stale.get_by_role("button", name="Resolve this alert").click()
+        expect(page.get_by_role("status")).to_contain_text("Resolved 1 alert by hand.")
+        expect(page.get_by_text("No open alerts match this filter.")).to_be_visible()
         assert problems == []

@@ -137,3 +137,14 @@ def test_alerts_are_filtered_and_counted_from_the_terminal(url: str) -> None:
     assert len(of_incident) == 4
     table = cli(url, "alert", "list", "--filter", "instance=lb-1")
     assert "HighLatency" in table and "DiskFull" not in table
+    assert (
+        cli(url, "alert", "resolve", "-f", "alertname=DiskFull", "-f", 'instance=~"db-[01]"').strip()
+        == "resolved 2"
+    )
+    left = json.loads(cli(url, "alert", "list", "-f", "alertname=DiskFull", "--json"))
+    assert [a["labels"]["instance"] for a in left] == ["db-2"]
+    done = json.loads(cli(url, "alert", "resolve", str(left[0]["id"]), "99999", "--json"))
+    assert done == {"resolved": [left[0]["id"]], "skipped": [99999]}
+    assert cli(url, "alert", "resolve", "-f", "alertname=DiskFull").strip() == "no open alert matches"
+    nothing = runner.invoke(app, ["alert", "resolve"], env={"TOCSIN_URL": url, "TOCSIN_TOKEN": TOKEN})
+    assert nothing.exit_code == 2 and "--filter" in nothing.stderr

@@ -714,6 +714,61 @@ async def test_the_alerts_page_filters_a_storm_and_counts_what_it_is_made_of(
     assert 'href="/alerts?f=instance%3D~%22lb-.%2A%22"' in silences_page
 
 
+async def test_alerts_are_resolved_by_hand_from_the_console(
+    sign_in: Callable[[Role], Awaitable[Browser]],
+) -> None:
+    b = await sign_in(Role.responder)
+    admin = bearer((await sign_in(Role.admin)).token)
+    prom = (
+        await b.client.post(
+            "/api/v1/integrations", json={"name": "prom", "kind": "prometheus"}, headers=admin
+        )
+    ).json()
+    sent = [{"labels": {"alertname": "HostDown", "instance": f"old-{i}"}} for i in range(3)]
+    sent.append({"labels": {"alertname": "HostDown", "instance": "live-1"}})
+    assert (await b.client.post("/api/v2/alerts", json=sent, headers=bearer(prom["key"]))).is_success
+
+    shown = await b.page("/alerts?" + urlencode({"f": "instance=~old-.*"}))
+    form = re.search(
+        r'<form method="post" action="/alerts/resolve" class="inline" aria-label="Resolve the alerts shown">(.*?)</form>',
+        shown,
+        re.S,
+    )
+    assert form and "Resolve the 3 shown" in form[1]
+    ids = re.findall(r'name="alert" value="(\d+)"', form[1])
+    back = html.unescape(re.search(r'name="back" value="([^"]+)"', form[1])[1])  # type: ignore[index]
+    assert ids == ["3", "2", "1"] and back == "/alerts?status=open&f=instance%3D~%22old-.%2A%22"
+    done = await b.post("/alerts/resolve", {"alert": ids, "back": back})
+    assert done.status_code == 303 and done.headers["location"] == back + "&resolved=3"
+    after = await b.page(done.headers["location"])
+    assert "Resolved 3 alerts by hand." in after and "No open alerts match this filter." in after
+    twice = await b.post("/alerts/resolve", {"alert": ids, "back": back})
+    assert "they were resolved already" in await b.page(twice.headers["location"])
+
+    # One alert, from the incident page: back to it, its timeline saying who.
+    incident = await b.page("/incidents/INC-1")
+    assert incident.count("Resolve this alert") == 1  # the one still open
+    done = await b.post("/alerts/resolve", {"alert": "4", "back": "/incidents/INC-1"})
+    assert done.status_code == 303 and done.headers["location"] == "/incidents/INC-1#alerts"
+    incident = await b.page("/incidents/INC-1")
+    assert "1 resolved by hand · 0 still open" in incident and "Resolve this alert" not in incident
+    assert "Triggered" in incident  # nobody acknowledged it: it waits for someone
+
+    # Never sent elsewhere; refused without the form's token or the role.
+    outside = await b.post("/alerts/resolve", {"alert": "1", "back": "https://evil.example/alerts"})
+    assert outside.headers["location"] == "/alerts?resolved=0"
+    assert (await b.post("/alerts/resolve", {"alert": "1"}, csrf="forged")).status_code == 403
+    live = [{"labels": {"alertname": "HostDown", "instance": "live-2"}}]
+    assert (await b.client.post("/api/v2/alerts", json=live, headers=bearer(prom["key"]))).is_success
+    assert "Resolve the 1 shown" in await b.page("/alerts?f=alertname%3DHostDown")
+    viewer = await sign_in(Role.viewer)
+    seen = await viewer.page("/alerts?f=alertname%3DHostDown")
+    assert "live-2" in seen and "/alerts/resolve" not in seen
+    assert (await viewer.post("/alerts/resolve", {"alert": "1"})).status_code == 403
+    junk = await b.post("/alerts/resolve", {"alert": ["x", "9" * 40, "-1"], "back": "/alerts"})
+    assert junk.status_code == 303 and junk.headers["location"] == "/alerts?resolved=0"
+
+
 async def test_integrations_are_made_and_rekeyed_on_the_console_with_what_to_paste(
     sign_in: Callable[[Role], Awaitable[Browser]],
 ) -> None:

@@ -200,3 +200,53 @@ async def test_each_silence_says_how_many_open_alerts_it_mutes(
         s["comment"]: s["muting"] for s in (await client.get("/api/v1/silences", headers=responder)).json()
     }
     assert counted == {"web is being moved": 10, "nothing yet": 0}
+
+
+async def timeline(client: httpx.AsyncClient, token: str, incident: str) -> list[dict[str, Any]]:
+    r = await client.get(f"/api/v1/incidents/{incident}/timeline", headers=bearer(token))
+    assert r.status_code == 200, r.text
+    return [e for e in r.json() if e["kind"] == "alert"]
+
+
+async def test_alerts_are_resolved_by_hand_and_the_incident_is_left_to_its_people(
+    client: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
+    keys = await storm(client, tokens["admin"])
+    responder = bearer(tokens["responder"])
+    stale = await listed(client, tokens["viewer"], filter="instance=~db-(1|2)")
+    ids = [a["id"] for a in stale]
+    incident = stale[0]["incident"]
+    r = await client.post("/api/v1/alerts/resolve", json={"ids": [*ids, 99999]}, headers=responder)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"resolved": sorted(ids), "skipped": [99999]}
+    assert await listed(client, tokens["viewer"], filter="instance=~db-(1|2)") == []
+    resolved = await listed(client, tokens["viewer"], filter="instance=~db-(1|2)", status="resolved")
+    assert sorted(a["id"] for a in resolved) == sorted(ids)
+    note = (await timeline(client, tokens["viewer"], incident))[-1]
+    assert note["actor"] == "responder-user"
+    assert (
+        note["data"]["resolved"] == 2 and note["data"]["by_hand"] is True and note["data"]["still_open"] == 49
+    )
+    again = await client.post("/api/v1/alerts/resolve", json={"ids": ids}, headers=responder)
+    assert again.json() == {"resolved": [], "skipped": sorted(ids)}
+
+    # Every alert of an incident nobody acknowledged, resolved by hand: the incident is not "resolved
+    # itself"; it stays triggered, for someone to acknowledge or resolve.
+    everything = [a["id"] for a in await listed(client, tokens["viewer"], incident=incident)]
+    r = await client.post("/api/v1/alerts/resolve", json={"ids": everything}, headers=responder)
+    assert len(r.json()["resolved"]) == 49
+    r = await client.get(f"/api/v1/incidents/{incident}", headers=responder)
+    assert r.json()["status"] == "triggered" and r.json()["resolved_itself"] is False
+    # The sender firing one again: a new alert, in the incident still open.
+    again = [{"labels": {"alertname": "DiskFull", "instance": "db-1", "job": "node"}}]
+    assert (
+        await client.post("/api/v2/alerts", json=again, headers=bearer(keys["prometheus"]))
+    ).status_code == 200
+    (back,) = await listed(client, tokens["viewer"], filter="instance=db-1")
+    assert back["id"] not in ids and back["incident"] == incident
+
+    for body in ({"ids": []}, {"ids": [0]}, {"ids": list(range(1, 1002))}, {"id": [1]}):
+        r = await client.post("/api/v1/alerts/resolve", json=body, headers=responder)
+        assert r.status_code == 422, body
+    r = await client.post("/api/v1/alerts/resolve", json={"ids": [1]}, headers=bearer(tokens["viewer"]))
+    assert r.status_code == 403

@@ -222,6 +222,15 @@ async def alert_groups(
     return [schemas.AlertGroupCount(value=value, count=n) for value, n in counted]
 
 
+@router.post("/alerts/resolve", response_model=schemas.AlertsResolved)
+async def resolve_alerts(body: schemas.AlertsResolve, who: Responder, rt: Rt) -> schemas.AlertsResolved:
+    """Resolve alerts by hand (stale ones whose sender will never clear them, a removed host's): each
+    incident's timeline says who; the incidents themselves are left as they are. A sender firing one of
+    them again opens a new alert."""
+    resolved = await alerts.resolve(rt.db, rt.clock, rt.policy, body.ids, who.name)
+    return schemas.AlertsResolved(resolved=resolved, skipped=sorted(set(body.ids) - set(resolved)))
+
+
 @router.post("/silences", response_model=schemas.SilenceOut, status_code=201)
 async def create_silence(body: schemas.SilenceCreate, who: Responder, rt: Rt) -> object:
     """Mute alerts whose labels match every matcher until `ends_at`; muted alerts are still recorded."""

@@ -10,9 +10,10 @@ silences from an alert. The JSON API and the CLI do the same (`GET /api/v1/alert
 from __future__ import annotations
 
 import math
+import re
 from datetime import timedelta
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -38,6 +39,7 @@ LONGEST = timedelta(days=90)
 
 
 ALERTS_SHOWN = 200
+_BACK = re.compile(r"/(alerts|incidents/INC-\d+)(\?[^#\s]*)?")  # where the resolve form may send one back
 GROUP_BY = ("alertname", "service", "instance", "job", "severity")  # the labels the page counts by
 
 
@@ -50,6 +52,7 @@ async def alerts_page(
     f: Annotated[str, Query(max_length=4000)] = "",
     incident: Annotated[str, Query(max_length=40)] = "",
     by: str = "alertname",
+    resolved: str = "",
 ) -> Response:
     """The newest alerts of every integration (open ones unless asked; one incident's if asked), those
     matching the filter `f` (`alertname="DiskFull", instance=~"db-.*"`), and what they are made of: the
@@ -111,7 +114,31 @@ async def alerts_page(
         error=error,
         link=link,
         scan=triage.SCAN,
+        resolved=int(resolved) if resolved.isdigit() and len(resolved) < 6 else None,
+        here=link(),
     )
+
+
+@router.post("/alerts/resolve")
+async def resolve_alerts(request: Request, who: Who, rt: Rt) -> Response:
+    """Resolve by hand the alerts of the form (`alert`, one id each: those shown), then back to the page
+    they were shown on (`back`, an Alerts or incident page), which says how many were resolved."""
+    form = await posted(request, who, Role.responder)
+    ids = [
+        int(v)
+        for v in form.getlist("alert")
+        if isinstance(v, str) and v.isdigit() and len(v) < 19 and int(v) > 0
+    ][:1000]
+    back = form.get("back")
+    if not isinstance(back, str) or not _BACK.fullmatch(back):
+        back = "/alerts"
+    resolved = await alerts.resolve(rt.db, rt.clock, rt.policy, ids, who.name) if ids else []
+    parts = urlsplit(back)
+    if parts.path != "/alerts":  # an incident page: its timeline says what was resolved, and by whom
+        return RedirectResponse(f"{parts.path}#alerts", status_code=303)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "resolved"]
+    query.append(("resolved", str(len(resolved))))
+    return RedirectResponse(f"/alerts?{urlencode(query)}", status_code=303)
 
 
 async def _page(

@@ -98,6 +98,15 @@ class SilenceOut(BaseModel):
     muting: int = 0  # open alerts it mutes now
 
 
+class AlertsResolve(Strict):
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=1000)
+
+
+class AlertsResolved(BaseModel):
+    resolved: list[int]  # resolved now
+    skipped: list[int]  # not open (resolved already) or no such alert
+
+
 class AlertGroupCount(BaseModel):
     value: str  # the label's value; "" for alerts without the label
     count: int

@@ -16,7 +16,7 @@ from tocsin.alerts.models import OPEN_STATUSES, Alert, AlertGroup
 from tocsin.alerts.signals import NewAlert, Outcome, Repeat, Signal
 from tocsin.core.clock import Clock
 from tocsin.core.durations import format_duration
-from tocsin.db.engine import advisory_lock
+from tocsin.db.engine import Database, advisory_lock, transient
 from tocsin.db.raw import Raw
 from tocsin.incidents import service as incidents
 from tocsin.incidents.lifecycle import Status, is_open
@@ -331,9 +331,16 @@ async def _after_acknowledge(
 
 
 async def after_resolve(
-    session: AsyncSession, clock: Clock, policy: Policy, alerts: Sequence[AlertRef], actor: str
+    session: AsyncSession,
+    clock: Clock,
+    policy: Policy,
+    alerts: Sequence[AlertRef],
+    actor: str,
+    by_hand: bool = False,
 ) -> None:
-    """Note resolved alerts; an incident whose alerts all cleared before anyone acknowledged it resolves."""
+    """Note resolved alerts; an incident whose alerts all cleared before anyone acknowledged it resolves.
+    Alerts resolved `by_hand` (by a person) are noted only: that is not the incident clearing itself,
+    and it waits for someone to acknowledge or resolve it."""
     await session.flush()
     for incident in await _incidents_of(session, alerts):
         still_open = await session.scalar(
@@ -345,10 +352,12 @@ async def after_resolve(
             "alerts": [{"id": a.id, "summary": a.summary[:200]} for a in mine[:20]],
             "still_open": int(still_open or 0),
         }
-        if not still_open and incident.flaps and incident.status == Status.triggered.value:
+        if by_hand:
+            data["by_hand"] = True
+        elif not still_open and incident.flaps and incident.status == Status.triggered.value:
             data["flapping"] = "it stays open until someone acknowledges it: its alerts came back before"
         await incidents.record(session, clock, incident, EventKind.alert, actor, data)
-        if not still_open and not incident.flaps and incident.status == Status.triggered.value:
+        if not (still_open or by_hand or incident.flaps) and incident.status == Status.triggered.value:
             await incidents.change_status(
                 session,
                 clock,
@@ -359,6 +368,40 @@ async def after_resolve(
                 "all alerts resolved before acknowledgement",
             )
             incident.resolved_itself = True
+
+
+async def resolve_by_hand(
+    session: AsyncSession, clock: Clock, policy: Policy, ids: Sequence[int], actor: str
+) -> list[Alert]:
+    """Resolve these alerts, those still open, for a person (a stale alert whose sender will never say it
+    cleared, the alerts of a host that is gone). Each incident's timeline says who, and how many are
+    still open; the incident itself is left to its people. If a sender fires one again, it is a new alert."""
+    query = (
+        select(Alert)
+        .where(Alert.id.in_(sorted(set(ids))), Alert.status.in_(OPEN_STATUSES))
+        .order_by(Alert.id)
+        .with_for_update()
+    )
+    rows = list(await session.scalars(query))
+    now = clock.now()
+    for alert in rows:
+        alert.status, alert.resolved_at = "resolved", now
+    await after_resolve(session, clock, policy, rows, actor, by_hand=True)
+    return rows
+
+
+async def resolve(db: Database, clock: Clock, policy: Policy, ids: Sequence[int], actor: str) -> list[int]:
+    """`resolve_by_hand` in a transaction of its own, run again if it met a concurrent one (PostgreSQL:
+    a deadlock with an ingest commit on the same alerts); the ids it resolved."""
+    attempt = 1
+    while True:
+        try:
+            async with db.transaction() as session:
+                return [row.id for row in await resolve_by_hand(session, clock, policy, ids, actor)]
+        except Exception as exc:
+            if attempt == 3 or not transient(exc):
+                raise
+            attempt += 1
 
 
 async def expire(session: AsyncSession, clock: Clock, policy: Policy, limit: int = 5000) -> int:

@@ -257,3 +257,31 @@ def alert_groups(
     for r in rows:
         table.add_row(r["value"] or f"(no {by})", f"{r['count']:,}")
     out.print(table)
+
+
+@alert_app.command("resolve", epilog=EXIT_CODES)
+def resolve(
+    ids: Annotated[list[int] | None, typer.Argument(help="the alerts' ids")] = None,
+    filter_: Filter = None,
+    incident: Incident = None,
+    limit: Annotated[int, typer.Option(help="with --filter: at most this many, newest first")] = 200,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Json = False,
+) -> None:
+    """Resolve alerts by hand: these ids, or the open ones matching --filter (stale alerts whose sender
+    will never clear them). Each incident's timeline says who; a sender firing one again opens a new one."""
+    client = connect(url, token)
+    wanted = list(ids or [])
+    if filter_ or incident:
+        query = {"status": "open", "limit": limit, "filter": _filters(filter_), "incident": incident}
+        listed = client.get("/api/v1/alerts", {k: v for k, v in query.items() if v is not None})
+        wanted += [row["id"] for row in listed]
+    if not wanted:
+        if not (filter_ or incident):
+            fail("give the alerts' ids, or --filter", USAGE_ERROR)
+        said({"resolved": [], "skipped": []}, as_json, "no open alert matches")
+        return
+    done = client.post("/api/v1/alerts/resolve", {"ids": wanted})
+    resolved, skipped = done["resolved"], done["skipped"]
+    said(done, as_json, f"resolved {len(resolved)}" + (f"; {len(skipped)} not open" if skipped else ""))
