@@ -652,19 +652,25 @@ async def test_the_alerts_page_lists_every_integration_s_alerts(
     assert re.findall(r'<li data-alert="(\d+)">', await b.page("/alerts?status=bogus")) == ["3", "1"]
 
 
+async def responder_with_prometheus(
+    sign_in: Callable[[Role], Awaitable[Browser]],
+) -> tuple[Browser, dict[str, str]]:
+    """A signed-in responder, and the headers that send alerts to a new Prometheus integration."""
+    b = await sign_in(Role.responder)
+    admin = bearer((await sign_in(Role.admin)).token)
+    r = await b.client.post(
+        "/api/v1/integrations", json={"name": "prom", "kind": "prometheus"}, headers=admin
+    )
+    return b, bearer(r.json()["key"])
+
+
 async def test_the_alerts_page_filters_a_storm_and_counts_what_it_is_made_of(
     sign_in: Callable[[Role], Awaitable[Browser]],
 ) -> None:
-    b = await sign_in(Role.responder)
-    admin = bearer((await sign_in(Role.admin)).token)
-    prom = (
-        await b.client.post(
-            "/api/v1/integrations", json={"name": "prom", "kind": "prometheus"}, headers=admin
-        )
-    ).json()
+    b, key = await responder_with_prometheus(sign_in)
     storm = [{"labels": {"alertname": "DiskFull", "instance": f"db-{i}"}} for i in range(12)]
     storm += [{"labels": {"alertname": "HighLatency", "instance": f"lb-{i}"}} for i in range(5)]
-    assert (await b.client.post("/api/v2/alerts", json=storm, headers=bearer(prom["key"]))).is_success
+    assert (await b.client.post("/api/v2/alerts", json=storm, headers=key)).is_success
 
     page = await b.page("/alerts")
     chips = re.findall(r'<a href="([^"]+)" data-group="([^"]*)">', page)
@@ -708,7 +714,7 @@ async def test_the_alerts_page_filters_a_storm_and_counts_what_it_is_made_of(
     made = await b.post("/silences", {"matchers": "instance=~lb-.*", "duration": "2h", "comment": "moving"})
     assert made.status_code == 303
     more = [{"labels": {"alertname": "HighLatency", "instance": f"lb-{i}"}} for i in range(5, 8)]
-    assert (await b.client.post("/api/v2/alerts", json=more, headers=bearer(prom["key"]))).is_success
+    assert (await b.client.post("/api/v2/alerts", json=more, headers=key)).is_success
     silences_page = await b.page("/silences")
     assert re.search(r'data-muting="3">mutes 3 open alerts</a>', silences_page), silences_page
     assert 'href="/alerts?f=instance%3D~%22lb-.%2A%22"' in silences_page
@@ -717,16 +723,10 @@ async def test_the_alerts_page_filters_a_storm_and_counts_what_it_is_made_of(
 async def test_alerts_are_resolved_by_hand_from_the_console(
     sign_in: Callable[[Role], Awaitable[Browser]],
 ) -> None:
-    b = await sign_in(Role.responder)
-    admin = bearer((await sign_in(Role.admin)).token)
-    prom = (
-        await b.client.post(
-            "/api/v1/integrations", json={"name": "prom", "kind": "prometheus"}, headers=admin
-        )
-    ).json()
+    b, key = await responder_with_prometheus(sign_in)
     sent = [{"labels": {"alertname": "HostDown", "instance": f"old-{i}"}} for i in range(3)]
     sent.append({"labels": {"alertname": "HostDown", "instance": "live-1"}})
-    assert (await b.client.post("/api/v2/alerts", json=sent, headers=bearer(prom["key"]))).is_success
+    assert (await b.client.post("/api/v2/alerts", json=sent, headers=key)).is_success
 
     shown = await b.page("/alerts?" + urlencode({"f": "instance=~old-.*"}))
     form = re.search(
@@ -759,7 +759,7 @@ async def test_alerts_are_resolved_by_hand_from_the_console(
     assert outside.headers["location"] == "/alerts?resolved=0"
     assert (await b.post("/alerts/resolve", {"alert": "1"}, csrf="forged")).status_code == 403
     live = [{"labels": {"alertname": "HostDown", "instance": "live-2"}}]
-    assert (await b.client.post("/api/v2/alerts", json=live, headers=bearer(prom["key"]))).is_success
+    assert (await b.client.post("/api/v2/alerts", json=live, headers=key)).is_success
     assert "Resolve the 1 shown" in await b.page("/alerts?f=alertname%3DHostDown")
     viewer = await sign_in(Role.viewer)
     seen = await viewer.page("/alerts?f=alertname%3DHostDown")
