@@ -1,10 +1,12 @@
-"""The console's Alerts and Silences pages: every open alert whatever its incident, what is muted now, a
-silence made from an alert's labels, and ending one.
+"""The console's Alerts and Silences pages: every alert whatever its incident, filtered by label matchers
+and counted by a label (`alerts.triage`), resolved by hand; what is muted now and how much, a silence
+made from an alert's labels or from a filter, and ending one.
 
 In a storm the person on call is in the console, not at a terminal: each alert links to the Silences
 page with its labels filled in (`?m=alertname=DiskFull&m=instance=db-1`), as Alertmanager's UI
-silences from an alert. The JSON API and the CLI do the same (`GET /api/v1/alerts`,
-`POST /api/v1/silences`, `tocsin silence`).
+silences from an alert, and so does a filtered Alerts page. The JSON API and the CLI do the same
+(`GET /api/v1/alerts?filter=`, `/api/v1/alerts/groups`, `POST /api/v1/alerts/resolve`,
+`POST /api/v1/silences`, `tocsin alert`, `tocsin silence`).
 """
 
 from __future__ import annotations
