@@ -77,6 +77,31 @@ async def test_a_filter_shows_exactly_what_a_silence_with_its_matchers_would_mut
     assert [a["id"] for a in await listed(client, tokens["viewer"], filter=parts)] == muted
 
 
+async def test_many_rows_in_a_status_are_read_by_id_with_the_same_result(
+    client: httpx.AsyncClient, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past `_FEW` rows in a status the database reads rows by id instead of by the index of statuses
+    (a storm's open alerts): the same alerts, in the same order, and the same counts."""
+    keys = await storm(client, tokens["admin"])
+    resolve = {"routing_key": keys["pagerduty"], "event_action": "resolve", "dedup_key": "mail"}
+    assert (await client.post("/v2/enqueue", json=resolve)).status_code == 202
+    queries: list[dict[str, Any]] = [
+        {},
+        {"status": "resolved"},
+        {"status": "firing", "limit": 7},
+        {"filter": "instance=~db-1.*"},
+        {"filter": "alertname=HighLatency", "limit": 3},
+    ]
+    groups = {"by": "service", "filter": "instance=~lb-1.*"}
+    viewer = bearer(tokens["viewer"])
+    few = [await listed(client, tokens["viewer"], **q) for q in queries]
+    few_groups = (await client.get("/api/v1/alerts/groups", params=groups, headers=viewer)).json()
+    monkeypatch.setattr(triage, "_FEW", 10)
+    assert [await listed(client, tokens["viewer"], **q) for q in queries] == few
+    assert (await client.get("/api/v1/alerts/groups", params=groups, headers=viewer)).json() == few_groups
+    assert [len(rows) for rows in few] == [50, 1, 7, 11, 3]
+
+
 async def test_a_filter_narrows_by_status_incident_and_limit_and_names_what_it_cannot_read(
     client: httpx.AsyncClient, tokens: dict[str, str]
 ) -> None:
