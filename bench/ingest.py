@@ -62,6 +62,7 @@ class Target:
     key: str  # sent as a bearer token (Alertmanager ignores it)
     pid: int
     command: str
+    token: str = ""  # Tocsin: an admin's API token, to read what was sent
 
 
 @dataclass
@@ -159,7 +160,7 @@ def tocsin(home: Path, name: str, database_url: str, workers: int) -> Iterator[T
         )
         r.raise_for_status()
         command = " ".join(a if a != sys.executable else "python" for a in args)
-        yield Target(name, f"{url}/api/v2/alerts", r.json()["key"], proc.pid, command)
+        yield Target(name, f"{url}/api/v2/alerts", r.json()["key"], proc.pid, command, token)
 
 
 # -- load ------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ CLI imports it cheaply."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 _MATCHER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)(.*)")
@@ -46,6 +47,33 @@ def matches(matcher: dict[str, Any], labels: dict[str, Any]) -> bool:
     else:
         hit = value == matcher["value"]
     return hit if matcher.get("is_equal", True) else not hit
+
+
+def matching(matchers: list[dict[str, Any]]) -> Callable[[dict[str, Any]], bool]:
+    """`matches` of every matcher as one check, its regular expressions compiled once: for scanning many
+    alerts."""
+    checks = [_check(m) for m in matchers]
+    return lambda labels: all(check(labels) for check in checks)
+
+
+def _check(matcher: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    name, value, equal = matcher["name"], matcher["value"], bool(matcher.get("is_equal", True))
+    if matcher.get("is_regex"):
+        full = re.compile(value).fullmatch
+
+        def regex(labels: dict[str, Any]) -> bool:
+            return (full(_text(labels.get(name, ""))) is not None) is equal
+
+        return regex
+
+    def exact(labels: dict[str, Any]) -> bool:
+        return (_text(labels.get(name, "")) == value) is equal
+
+    return exact
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
 
 
 def parse_filter(text: str) -> list[dict[str, Any]]:
