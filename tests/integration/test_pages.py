@@ -14,6 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
+from tocsin.alerts import pages as alert_pages
 from tocsin.app import build_runtime, create_app
 from tocsin.auth.deps import SESSION_COOKIE
 from tocsin.auth.roles import Role
@@ -718,6 +719,26 @@ async def test_the_alerts_page_filters_a_storm_and_counts_what_it_is_made_of(
     silences_page = await b.page("/silences")
     assert re.search(r'data-muting="3">mutes 3 open alerts</a>', silences_page), silences_page
     assert 'href="/alerts?f=instance%3D~%22lb-.%2A%22"' in silences_page
+
+
+async def test_the_alerts_page_pages_back_through_a_storm(
+    sign_in: Callable[[Role], Awaitable[Browser]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    b, key = await responder_with_prometheus(sign_in)
+    storm = [{"labels": {"alertname": "DiskFull", "instance": f"db-{i}"}} for i in range(12)]
+    assert (await b.client.post("/api/v2/alerts", json=storm, headers=key)).is_success
+    monkeypatch.setattr(alert_pages, "ALERTS_SHOWN", 5)
+    seen: list[str] = []
+    path = "/alerts?" + urlencode({"f": "alertname=DiskFull"})
+    for _ in range(5):
+        page = await b.page(path)
+        seen += re.findall(r'<li data-alert="(\d+)">', page)
+        older = re.search(r'<a href="([^"]+)" rel="next">Older alerts</a>', page)
+        if not older:
+            break
+        assert "Newest</a>" in page or len(seen) == 5
+        path = html.unescape(older[1])
+    assert seen == [str(i) for i in range(12, 0, -1)]
 
 
 async def test_alerts_are_resolved_by_hand_from_the_console(

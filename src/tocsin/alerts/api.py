@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts import integrations, matchers, schemas, silences, triage
@@ -185,21 +185,31 @@ def parsed_filter(texts: list[str]) -> list[dict[str, Any]]:
 async def list_alerts(
     _: Viewer,
     rt: Rt,
+    request: Request,
     response: Response,
     status: AlertStatus = "open",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     filter: Filter = [],  # noqa: B006  # Alertmanager's own name for it
     incident: IncidentRef = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="only alerts older than this id")
+    ] = None,
 ) -> list[schemas.AlertOut]:
     """Alerts, newest first (default: those not resolved), whose labels match every `filter` matcher
-    (the silences' own matching). A filter looks at the newest 20,000 candidates at most; the header
-    `Tocsin-Filter-Cut: true` says it stopped there."""
+    (the silences' own matching). A filter looks at 20,000 candidates at most; the header
+    `Tocsin-Filter-Cut: true` says it stopped there. When older alerts may match (a full page, or a cut
+    filter), the `Link` header's `rel="next"` URL goes on from where this answer stopped (`before`)."""
     wanted = parsed_filter(filter)
     async with rt.db.session() as session:
-        found = await triage.filtered(session, status, wanted, limit, await _incident_id(session, incident))
+        incident_id = await _incident_id(session, incident)
+        found = await triage.filtered(session, status, wanted, limit, incident_id, before=before)
         names = {r.id: r.name for r in await integrations.listing(session)}
     if found.cut:
         response.headers["Tocsin-Filter-Cut"] = "true"
+    if found.next_before is not None:
+        response.headers["Link"] = (
+            f'<{request.url.include_query_params(before=found.next_before)}>; rel="next"'
+        )
     return [_alert(r, names) for r in found.alerts]
 
 

@@ -55,6 +55,7 @@ async def alerts_page(
     incident: Annotated[str, Query(max_length=40)] = "",
     by: str = "alertname",
     resolved: str = "",
+    before: str = "",
 ) -> Response:
     """The newest alerts of every integration (open ones unless asked; one incident's if asked), those
     matching the filter `f` (`alertname="DiskFull", instance=~"db-.*"`), and what they are made of: the
@@ -74,7 +75,10 @@ async def alerts_page(
             except NotFound as exc:
                 error = exc.message
         if not error:
-            found = await triage.filtered(session, status, wanted, ALERTS_SHOWN, incident_id)
+            older_than = int(before) if before.isdigit() and len(before) < 19 else None
+            found = await triage.filtered(
+                session, status, wanted, ALERTS_SHOWN, incident_id, before=older_than
+            )
             if status not in ("resolved", "all") or incident_id is not None:  # never a scan of all history
                 groups = await triage.counted_by(session, by, status, incident_id, matchers=wanted)
         counts = await alerts.open_counts(session)
@@ -117,7 +121,9 @@ async def alerts_page(
         link=link,
         scan=triage.SCAN,
         resolved=int(resolved) if resolved.isdigit() and len(resolved) < 6 else None,
-        here=link(),
+        here=link(before=before),
+        paged=bool(before),
+        older=link(before=str(found.next_before)) if found.next_before is not None else "",
     )
 
 

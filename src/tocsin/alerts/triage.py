@@ -35,6 +35,9 @@ LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 class Found:
     alerts: list[Alert]  # newest first
     cut: bool  # stopped after SCAN rows: older alerts may match too
+    # Where the next page starts (`before`): older alerts may match (a full page, or a cut scan: then
+    # from the last row it read); None when there are none.
+    next_before: int | None = None
 
 
 def _of(query: Select[Any], status: str, incident_id: int | None, by_status: bool = True) -> Select[Any]:
@@ -99,26 +102,27 @@ async def _scan(
     matchers: list[dict[str, Any]],
     scan: int,
     take: Callable[[int, dict[str, Any]], bool],
-) -> bool:
-    """Give `take(id, labels)` each candidate whose labels satisfy every matcher, newest first, until it
-    answers False or `scan` rows were looked at; whether it stopped there with candidates left (cut)."""
+    before: int | None = None,
+) -> int | None:
+    """Give `take(id, labels)` each candidate (older than `before`, if given) whose labels satisfy every
+    matcher, newest first, until it answers False or `scan` rows were looked at. If it stopped there
+    with candidates left (cut), the id of the last row read; else None."""
     wanted = matching(matchers)
     scanned, chunk = 0, _FIRST_CHUNK
-    before: int | None = None
     while True:
         query = candidates if before is None else candidates.where(Alert.id < before)
         if scanned >= scan:
-            return (await session.execute(query.limit(1))).first() is not None
+            return before if (await session.execute(query.limit(1))).first() is not None else None
         rows = (await session.execute(query.limit(min(chunk, scan - scanned)))).all()
         if not rows:
-            return False
+            return None
         scanned += len(rows)
-        before = rows[-1][0]
         chunk *= 4  # few trips when little matches: each one may read (PostgreSQL: sort) every candidate
         for id_, text in rows:
+            before = id_
             labels = orjson.loads(text) if text else {}
             if wanted(labels) and not take(id_, labels):
-                return False
+                return None
 
 
 async def filtered(
@@ -128,14 +132,16 @@ async def filtered(
     limit: int,
     incident_id: int | None = None,
     scan: int | None = None,
+    before: int | None = None,
 ) -> Found:
-    """The newest `limit` alerts in `status` (of one incident, if given) whose labels satisfy every
-    matcher."""
+    """The newest `limit` alerts in `status` (of one incident, if given; older than `before`, if given)
+    whose labels satisfy every matcher."""
     if not matchers:
-        query = await _newest(
-            session, select(Alert).order_by(Alert.id.desc()).limit(limit), status, incident_id
-        )
-        return Found(list(await session.scalars(query)), cut=False)
+        query = select(Alert).order_by(Alert.id.desc()).limit(limit)
+        if before is not None:
+            query = query.where(Alert.id < before)
+        rows = list(await session.scalars(await _newest(session, query, status, incident_id)))
+        return Found(rows, cut=False, next_before=rows[-1].id if len(rows) == limit else None)
     ids: list[int] = []
 
     def take(id_: int, _: dict[str, Any]) -> bool:
@@ -143,11 +149,12 @@ async def filtered(
         return len(ids) < limit
 
     candidates = await _candidates(session, status, incident_id, matchers)
-    cut = await _scan(session, candidates, matchers, scan or SCAN, take)
-    if not ids:
-        return Found([], cut)
-    rows = await session.scalars(select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id.desc()))
-    return Found(list(rows), cut)
+    stopped = await _scan(session, candidates, matchers, scan or SCAN, take, before)
+    found = []
+    if ids:
+        found = list(await session.scalars(select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id.desc())))
+    full = ids[-1] if len(ids) == limit else None
+    return Found(found, cut=stopped is not None, next_before=stopped if stopped is not None else full)
 
 
 async def counted_by(
