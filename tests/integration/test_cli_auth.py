@@ -64,7 +64,7 @@ def test_tokens_are_listed_and_revoked(url: str) -> None:
     assert both.exit_code == 2 and "not both" in both.stderr
 
 
-def test_a_user_is_disabled_and_enabled(url: str) -> None:
+def test_a_user_is_disabled_and_enabled(url: str, database_url: str) -> None:
     admin = bearer(TOKEN)
     assert httpx.post(f"{url}/api/v1/users", json={"name": "ada", "role": "admin"}, headers=admin).is_success
     ada = httpx.post(f"{url}/api/v1/tokens", json={"user": "ada"}, headers=admin).json()["token"]
@@ -77,6 +77,13 @@ def test_a_user_is_disabled_and_enabled(url: str) -> None:
     # Ada's token lists nothing while she is disabled: it is refused.
     refused = run(url, "token", "list", token=ada)
     assert refused.exit_code == 1 and "the token was refused" in refused.stderr
+    # No new token for her either, over the API or on the server host.
+    r = httpx.post(f"{url}/api/v1/tokens", json={"user": "ada"}, headers=admin)
+    assert r.status_code == 409 and r.json()["error"]["field"] == "user" and "disabled" in r.text
+    local = runner.invoke(
+        app, ["token", "create", "--user", "ada"], env={"TOCSIN_DATABASE_URL": database_url}
+    )
+    assert local.exit_code == 1 and "user 'ada' is disabled" in local.stderr
 
     enabled = json.loads(cli(url, "user", "enable", "ada", "--json"))
     assert enabled["name"] == "ada" and enabled["disabled_at"] is None

@@ -49,7 +49,7 @@ async def create_user(
         )
 
 
-@router.post("/tokens", response_model=schemas.TokenOut, status_code=201, responses=responses(404))
+@router.post("/tokens", response_model=schemas.TokenOut, status_code=201, responses=responses(404, 409))
 async def create_token(
     body: schemas.TokenCreate,
     principal: Principal = Depends(require(Role.viewer)),

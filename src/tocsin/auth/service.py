@@ -78,7 +78,12 @@ async def list_users(session: AsyncSession) -> list[User]:
 
 
 async def create_token(session: AsyncSession, clock: Clock, user: User, name: str) -> str:
-    """Create an API token for `user`; the clear value is returned once and only its hash is stored."""
+    """Create an API token for `user`; the clear value is returned once and only its hash is stored.
+    Not for a disabled user: the token would be refused (409, naming `user`)."""
+    if user.disabled_at is not None:
+        raise Conflict(
+            f"user {user.name!r} is disabled; enable them first (tocsin user enable)", field="user"
+        )
     token = new_secret("tsn")
     session.add(ApiToken(user_id=user.id, name=name, token_hash=digest(token), created_at=clock.now()))
     await session.flush()
