@@ -16,6 +16,7 @@ from tocsin.alerts import jobs as alert_jobs
 from tocsin.alerts import pages as alert_pages
 from tocsin.alerts.frontdoor import FrontDoor
 from tocsin.auth import api as auth_api
+from tocsin.auth import user_pages
 from tocsin.config import Settings
 from tocsin.core import http_errors
 from tocsin.core.clock import Clock, SystemClock
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         oncall_pages.router,
         alert_pages.router,
         integration_pages.router,
+        user_pages.router,
         monitor_pages.router,
         *statuspage.routers,
     ):

@@ -832,3 +832,81 @@ async def test_integrations_are_made_and_rekeyed_on_the_console_with_what_to_pas
     assert (await responder.client.get("/integrations")).status_code == 403
     assert 'href="/integrations"' not in await responder.page("/")
     assert (await responder.post("/integrations", {"name": "x", "kind": "generic"})).status_code == 403
+
+
+async def test_admins_manage_users_and_their_tokens_on_the_console(
+    sign_in: Callable[[Role], Awaitable[Browser]],
+) -> None:
+    b = await sign_in(Role.admin)
+    page = await b.page("/users")
+    assert '<tr id="user-admin-web" data-user="admin-web">' in page and '<span class="tag">you</span>' in page
+    assert 'aria-current="page">Users</a>' in page
+
+    made = await b.post(
+        "/users",
+        {
+            "name": "ada",
+            "role": "commander",
+            "display_name": "Ada L",
+            "email": "ada@example.com",
+            "password": "correct horse",
+        },
+    )
+    assert made.status_code == 303 and made.headers["location"] == "/users#user-ada"
+    (ada,) = [
+        u for u in (await b.client.get("/api/v1/users", headers=bearer(b.token))).json() if u["name"] == "ada"
+    ]
+    assert ada["role"] == "commander" and ada["email"] == "ada@example.com" and ada["display_name"] == "Ada L"
+    taken = await b.post("/users", {"name": "ada", "role": "viewer", "password": "another one"})
+    assert taken.status_code == 409 and "user &#39;ada&#39; exists" in taken.text
+    assert 'value="ada"' in taken.text and "another one" not in taken.text  # the password is never shown back
+    bad = await b.post("/users", {"name": "Ada Lovelace", "role": "viewer"})
+    assert bad.status_code == 422 and "Name" in bad.text
+    short = await b.post("/users", {"name": "bob", "role": "viewer", "password": "short"})
+    assert short.status_code == 422 and "Password" in short.text
+
+    shown = await b.post("/users/ada/tokens", {"label": "laptop"})
+    assert shown.status_code == 201
+    token = re.search(r'<code class="secret" aria-label="Token">(tsn_[^<]+)</code>', shown.text)
+    assert token and "The token laptop of ada, shown this once" in shown.text
+    assert (await b.client.get("/api/v1/me", headers=bearer(token[1]))).json()["name"] == "ada"
+    page = await b.page("/users")
+    assert (
+        token[1] not in page
+        and "<code>laptop</code>" in page
+        and "never used" not in page.split("laptop")[1][:200]
+    )
+    (info,) = [t for t in (await b.client.get("/api/v1/tokens?user=ada", headers=bearer(b.token))).json()]
+
+    revoked = await b.post(f"/tokens/{info['id']}/revoke")
+    assert revoked.status_code == 303 and revoked.headers["location"] == "/users#user-ada"
+    assert (await b.client.get("/api/v1/me", headers=bearer(token[1]))).status_code == 401
+    again = await b.post(f"/tokens/{info['id']}/revoke")
+    assert again.status_code == 409 and "revoked already" in again.text
+
+    second = re.search(r'aria-label="Token">(tsn_[^<]+)<', (await b.post("/users/ada/tokens", {})).text)
+    assert second  # a token named "console" when no name is given
+    assert (await b.post("/users/ada/disable")).status_code == 303
+    assert (await b.client.get("/api/v1/me", headers=bearer(second[1]))).status_code == 401
+    page = await b.page("/users")
+    row = page.split('data-user="ada"')[1].split("</tr>")[0]
+    assert "Disabled" in row and "New token" not in row and "Enable ada" in row
+    refused = await b.post("/users/ada/tokens", {"label": "x"})
+    assert refused.status_code == 409 and "is disabled" in refused.text
+    assert (await b.post("/users/ada/enable")).status_code == 303
+    assert (await b.client.get("/api/v1/me", headers=bearer(second[1]))).status_code == 200
+
+    self_disable = await b.post("/users/admin-web/disable")
+    assert self_disable.status_code == 409 and "themselves" in self_disable.text
+    assert (await b.post("/users/nobody/disable")).status_code == 404
+    assert (await b.post("/users/nobody/tokens", {"label": "x"})).status_code == 404
+    assert (await b.post("/users/ada/explode")).status_code == 404
+    assert (await b.post("/tokens/99999/revoke")).status_code == 404
+    assert (await b.post("/tokens/x1/revoke")).status_code == 404
+    assert (await b.post("/users/ada/disable", csrf="forged")).status_code == 403
+
+    commander = await sign_in(Role.commander)
+    assert (await commander.client.get("/users")).status_code == 403
+    assert 'href="/users"' not in await commander.page("/")
+    assert (await commander.post("/users", {"name": "eve", "role": "admin"})).status_code == 403
+    assert (await commander.post("/users/ada/disable")).status_code == 403
