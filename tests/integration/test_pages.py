@@ -739,6 +739,9 @@ async def test_the_alerts_page_pages_back_through_a_storm(
         assert "Newest</a>" in page or len(seen) == 5
         path = html.unescape(older[1])
     assert seen == [str(i) for i in range(12, 0, -1)]
+    assert (
+        len(re.findall("<li data-alert=", await b.page(f"/alerts?before={2**31}"))) == 5
+    )  # not an id: ignored
 
 
 async def test_alerts_are_resolved_by_hand_from_the_console(

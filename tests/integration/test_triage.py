@@ -172,6 +172,9 @@ async def test_pages_of_alerts_follow_the_link_header(
     first = [a["labels"]["instance"] for a in r.json()]
     assert first == [f"db-{i}" for i in range(29, 17, -1)]
     assert "before=" in r.headers["link"] and r.headers["link"].endswith('>; rel="next"')
+    for before in ("0", str(2**31), "x"):  # alert ids are 32-bit: a larger one is a 422, not a 5xx
+        r = await client.get("/api/v1/alerts", params={"before": before}, headers=bearer(tokens["viewer"]))
+        assert r.status_code == 422, before
 
 
 async def test_a_filter_that_matches_little_of_a_long_history_stops_and_says_so(

@@ -192,7 +192,7 @@ async def list_alerts(
     filter: Filter = [],  # noqa: B006  # Alertmanager's own name for it
     incident: IncidentRef = None,
     before: Annotated[
-        int | None, Query(ge=1, le=2**63 - 1, description="only alerts older than this id")
+        int | None, Query(ge=1, le=triage.MAX_ID, description="only alerts older than this id")
     ] = None,
 ) -> list[schemas.AlertOut]:
     """Alerts, newest first (default: those not resolved), whose labels match every `filter` matcher

@@ -75,7 +75,7 @@ async def alerts_page(
             except NotFound as exc:
                 error = exc.message
         if not error:
-            older_than = int(before) if before.isdigit() and len(before) < 19 else None
+            older_than = triage.alert_id(before)
             found = await triage.filtered(
                 session, status, wanted, ALERTS_SHOWN, incident_id, before=older_than
             )
@@ -132,11 +132,9 @@ async def resolve_alerts(request: Request, who: Who, rt: Rt) -> Response:
     """Resolve by hand the alerts of the form (`alert`, one id each: those shown), then back to the page
     they were shown on (`back`, an Alerts or incident page), which says how many were resolved."""
     form = await posted(request, who, Role.responder)
-    ids = [
-        int(v)
-        for v in form.getlist("alert")
-        if isinstance(v, str) and v.isdigit() and len(v) < 19 and int(v) > 0
-    ][:1000]
+    ids = [n for v in form.getlist("alert") if isinstance(v, str) and (n := triage.alert_id(v)) is not None][
+        :1000
+    ]
     back = form.get("back")
     if not isinstance(back, str) or not _BACK.fullmatch(back):
         back = "/alerts"

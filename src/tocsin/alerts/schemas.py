@@ -99,7 +99,8 @@ class SilenceOut(BaseModel):
 
 
 class AlertsResolve(Strict):
-    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=1000)
+    # Alert ids are 32-bit integers.
+    ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(min_length=1, max_length=1000)
 
 
 class AlertsResolved(BaseModel):

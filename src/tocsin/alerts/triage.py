@@ -28,6 +28,7 @@ STATUSES = ("open", "firing", "acknowledged", "resolved", "all")
 SCAN = 20_000  # rows a filter looks at, at most
 _FIRST_CHUNK = 500  # candidates read first; each next read takes four times as many
 _FEW = 2_000  # rows in a status that are found through its index and sorted; past that, read by id
+MAX_ID = 2**31 - 1  # alert ids are 32-bit integers (PostgreSQL refuses a larger one in a comparison)
 LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -123,6 +124,15 @@ async def _scan(
             labels = orjson.loads(text) if text else {}
             if wanted(labels) and not take(id_, labels):
                 return None
+
+
+def alert_id(text: str) -> int | None:
+    """An alert id from a console form or URL, or None if the text is not one."""
+    return (
+        int(text)
+        if text.isascii() and text.isdigit() and 0 < len(text) <= 10 and 0 < int(text) <= MAX_ID
+        else None
+    )
 
 
 async def filtered(
