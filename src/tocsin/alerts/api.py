@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts import integrations, matchers, schemas, silences, triage
-from tocsin.alerts import service as alerts
 from tocsin.alerts.models import Alert, Integration
 from tocsin.auth.deps import require
 from tocsin.auth.roles import Role
@@ -149,7 +148,7 @@ async def incident_alerts(
     """The alerts attached to an incident, newest first."""
     async with rt.db.session() as session:
         incident = await incidents.get(session, ref)
-        rows = await alerts.for_incident(session, incident.id, limit)
+        rows = await triage.for_incident(session, incident.id, limit)
         names = {r.id: r.name for r in await integrations.listing(session)}
     return [_alert(r, names) for r in rows]
 
@@ -237,7 +236,7 @@ async def resolve_alerts(body: schemas.AlertsResolve, who: Responder, rt: Rt) ->
     """Resolve alerts by hand (stale ones whose sender will never clear them, a removed host's): each
     incident's timeline says who; the incidents themselves are left as they are. A sender firing one of
     them again opens a new alert."""
-    resolved = await alerts.resolve(rt.db, rt.clock, rt.policy, body.ids, who.name)
+    resolved = await triage.resolve(rt.db, rt.clock, rt.policy, body.ids, who.name)
     return schemas.AlertsResolved(resolved=resolved, skipped=sorted(set(body.ids) - set(resolved)))
 
 

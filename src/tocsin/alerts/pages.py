@@ -21,7 +21,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from tocsin.alerts import integrations, silences, triage
-from tocsin.alerts import service as alerts
 from tocsin.alerts.matchers import filter_text, matcher_text, parse_filter, parse_matcher
 from tocsin.auth.pages import Who, posted
 from tocsin.auth.roles import Role
@@ -81,7 +80,7 @@ async def alerts_page(
             )
             if status not in ("resolved", "all") or incident_id is not None:  # never a scan of all history
                 groups = await triage.counted_by(session, by, status, incident_id, matchers=wanted)
-        counts = await alerts.open_counts(session)
+        counts = await triage.open_counts(session)
         names = {i.id: i.name for i in await integrations.listing(session)}
     chosen = {"status": status, "f": filter_text(wanted) if wanted else "", "incident": incident, "by": by}
 
@@ -138,7 +137,7 @@ async def resolve_alerts(request: Request, who: Who, rt: Rt) -> Response:
     back = form.get("back")
     if not isinstance(back, str) or not _BACK.fullmatch(back):
         back = "/alerts"
-    resolved = await alerts.resolve(rt.db, rt.clock, rt.policy, ids, who.name) if ids else []
+    resolved = await triage.resolve(rt.db, rt.clock, rt.policy, ids, who.name) if ids else []
     parts = urlsplit(back)
     if parts.path != "/alerts":  # an incident page: its timeline says what was resolved, and by whom
         return RedirectResponse(f"{parts.path}#alerts", status_code=303)

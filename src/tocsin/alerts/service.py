@@ -16,7 +16,7 @@ from tocsin.alerts.models import OPEN_STATUSES, Alert, AlertGroup
 from tocsin.alerts.signals import NewAlert, Outcome, Repeat, Signal
 from tocsin.core.clock import Clock
 from tocsin.core.durations import format_duration
-from tocsin.db.engine import Database, advisory_lock, transient
+from tocsin.db.engine import advisory_lock
 from tocsin.db.raw import Raw
 from tocsin.incidents import service as incidents
 from tocsin.incidents.lifecycle import Status, is_open
@@ -370,40 +370,6 @@ async def after_resolve(
             incident.resolved_itself = True
 
 
-async def resolve_by_hand(
-    session: AsyncSession, clock: Clock, policy: Policy, ids: Sequence[int], actor: str
-) -> list[Alert]:
-    """Resolve these alerts, those still open, for a person (a stale alert whose sender will never say it
-    cleared, the alerts of a host that is gone). Each incident's timeline says who, and how many are
-    still open; the incident itself is left to its people. If a sender fires one again, it is a new alert."""
-    query = (
-        select(Alert)
-        .where(Alert.id.in_(sorted(set(ids))), Alert.status.in_(OPEN_STATUSES))
-        .order_by(Alert.id)
-        .with_for_update()
-    )
-    rows = list(await session.scalars(query))
-    now = clock.now()
-    for alert in rows:
-        alert.status, alert.resolved_at = "resolved", now
-    await after_resolve(session, clock, policy, rows, actor, by_hand=True)
-    return rows
-
-
-async def resolve(db: Database, clock: Clock, policy: Policy, ids: Sequence[int], actor: str) -> list[int]:
-    """`resolve_by_hand` in a transaction of its own, run again if it met a concurrent one (PostgreSQL:
-    a deadlock with an ingest commit on the same alerts); the ids it resolved."""
-    attempt = 1
-    while True:
-        try:
-            async with db.transaction() as session:
-                return [row.id for row in await resolve_by_hand(session, clock, policy, ids, actor)]
-        except Exception as exc:
-            if attempt == 3 or not transient(exc):
-                raise
-            attempt += 1
-
-
 async def expire(session: AsyncSession, clock: Clock, policy: Policy, limit: int = 5000) -> int:
     """Resolve alerts whose `ends_at` has passed (Prometheus stopped re-sending them)."""
     now = clock.now()
@@ -493,28 +459,3 @@ def expired(now: datetime, limit: int) -> Select[Alert]:
         .order_by(Alert.id)
         .limit(limit)
     )
-
-
-async def for_incident(session: AsyncSession, incident_id: int, limit: int = 500) -> list[Alert]:
-    query = select(Alert).where(Alert.incident_id == incident_id).order_by(Alert.id.desc()).limit(limit)
-    return list(await session.scalars(query))
-
-
-async def open_counts(session: AsyncSession) -> dict[str, int]:
-    """How many alerts are open in each status, and how many of those are muted ("muted"); resolved
-    ones are not counted (all of history: a scan, for a page that only wants what is on fire)."""
-    rows = await session.execute(
-        select(Alert.status, func.count()).where(Alert.status.in_(OPEN_STATUSES)).group_by(Alert.status)
-    )
-    counts = {status: int(n) for status, n in rows}
-    muted = select(func.count()).where(Alert.muted_by.is_not(None), Alert.status.in_(OPEN_STATUSES))
-    counts["muted"] = int(await session.scalar(muted) or 0)
-    return counts
-
-
-async def counts_for_incident(session: AsyncSession, incident_id: int) -> dict[str, int]:
-    """How many of the incident's alerts are in each status."""
-    rows = await session.execute(
-        select(Alert.status, func.count()).where(Alert.incident_id == incident_id).group_by(Alert.status)
-    )
-    return {status: int(n) for status, n in rows}

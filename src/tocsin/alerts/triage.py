@@ -1,5 +1,5 @@
-"""Finding one's way in an alert storm: alerts filtered by label matchers, counted by a label's value,
-and how many open alerts each silence mutes now.
+"""Finding one's way in an alert storm: alerts filtered by label matchers, counted by a label's value
+(and by status), how many open alerts each silence mutes now; and resolving stale ones by hand.
 
 A filter's matchers are the silences' own (`matchers.matches`, compiled: `matchers.matching`): it shows exactly the alerts a silence
 with the same matchers would mute. An equality matcher on a value narrows the rows in SQL (the label
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +20,13 @@ import orjson
 from sqlalchemy import Select, Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tocsin.alerts import service
 from tocsin.alerts.matchers import matching
 from tocsin.alerts.models import OPEN_STATUSES, Alert
+from tocsin.core.clock import Clock
 from tocsin.core.errors import InvalidInput
+from tocsin.db.engine import Database, transient
+from tocsin.policy.models import Policy
 
 STATUSES = ("open", "firing", "acknowledged", "resolved", "all")
 SCAN = 20_000  # rows a filter looks at, at most
@@ -213,3 +217,62 @@ async def muting(session: AsyncSession) -> dict[str, int]:
         .group_by(Alert.muted_by)
     )
     return {str(silence): int(n) for silence, n in rows}
+
+
+async def for_incident(session: AsyncSession, incident_id: int, limit: int = 500) -> list[Alert]:
+    query = select(Alert).where(Alert.incident_id == incident_id).order_by(Alert.id.desc()).limit(limit)
+    return list(await session.scalars(query))
+
+
+async def open_counts(session: AsyncSession) -> dict[str, int]:
+    """How many alerts are open in each status, and how many of those are muted ("muted"); resolved
+    ones are not counted (all of history: a scan, for a page that only wants what is on fire)."""
+    rows = await session.execute(
+        select(Alert.status, func.count()).where(Alert.status.in_(OPEN_STATUSES)).group_by(Alert.status)
+    )
+    counts = {status: int(n) for status, n in rows}
+    muted = select(func.count()).where(Alert.muted_by.is_not(None), Alert.status.in_(OPEN_STATUSES))
+    counts["muted"] = int(await session.scalar(muted) or 0)
+    return counts
+
+
+async def counts_for_incident(session: AsyncSession, incident_id: int) -> dict[str, int]:
+    """How many of the incident's alerts are in each status."""
+    rows = await session.execute(
+        select(Alert.status, func.count()).where(Alert.incident_id == incident_id).group_by(Alert.status)
+    )
+    return {status: int(n) for status, n in rows}
+
+
+async def resolve_by_hand(
+    session: AsyncSession, clock: Clock, policy: Policy, ids: Sequence[int], actor: str
+) -> list[Alert]:
+    """Resolve these alerts, those still open, for a person (a stale alert whose sender will never say it
+    cleared, the alerts of a host that is gone). Each incident's timeline says who, and how many are
+    still open; the incident itself is left to its people. If a sender fires one again, it is a new alert."""
+    query = (
+        select(Alert)
+        .where(Alert.id.in_(sorted(set(ids))), Alert.status.in_(OPEN_STATUSES))
+        .order_by(Alert.id)
+        .with_for_update()
+    )
+    rows = list(await session.scalars(query))
+    now = clock.now()
+    for alert in rows:
+        alert.status, alert.resolved_at = "resolved", now
+    await service.after_resolve(session, clock, policy, rows, actor, by_hand=True)
+    return rows
+
+
+async def resolve(db: Database, clock: Clock, policy: Policy, ids: Sequence[int], actor: str) -> list[int]:
+    """`resolve_by_hand` in a transaction of its own, run again if it met a concurrent one (PostgreSQL:
+    a deadlock with an ingest commit on the same alerts); the ids it resolved."""
+    attempt = 1
+    while True:
+        try:
+            async with db.transaction() as session:
+                return [row.id for row in await resolve_by_hand(session, clock, policy, ids, actor)]
+        except Exception as exc:
+            if attempt == 3 or not transient(exc):
+                raise
+            attempt += 1

@@ -38,15 +38,7 @@ async def create_user(
     body: schemas.UserCreate, _: Principal = Depends(require(Role.admin)), rt: Runtime = Depends(runtime)
 ) -> object:
     async with rt.db.transaction() as session:
-        return await service.create_user(
-            session,
-            rt.clock,
-            name=body.name,
-            role=Role.parse(body.role),
-            password=body.password,
-            display_name=body.display_name,
-            email=body.email,
-        )
+        return await service.create_user_from(session, rt.clock, body)
 
 
 @router.post("/tokens", response_model=schemas.TokenOut, status_code=201, responses=responses(404, 409))

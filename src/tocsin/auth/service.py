@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.auth.models import ApiToken, User, WebSession
 from tocsin.auth.roles import Role
+from tocsin.auth.schemas import UserCreate
 from tocsin.core.clock import Clock
 from tocsin.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from tocsin.core.ids import digest, new_secret
@@ -71,6 +72,19 @@ async def create_user(
     session.add(user)
     await session.flush()
     return user
+
+
+async def create_user_from(session: AsyncSession, clock: Clock, body: UserCreate) -> User:
+    """A new user as the API's body and the console's form describe one."""
+    return await create_user(
+        session,
+        clock,
+        name=body.name,
+        role=Role.parse(body.role),
+        password=body.password,
+        display_name=body.display_name,
+        email=body.email,
+    )
 
 
 async def list_users(session: AsyncSession) -> list[User]:

@@ -82,15 +82,7 @@ async def add_user(request: Request, who: Who, rt: Rt, ui: Ui) -> Response:
     try:
         body = forms.parse(schemas.UserCreate, form)
         async with rt.db.transaction() as session:
-            await service.create_user(
-                session,
-                rt.clock,
-                name=body.name,
-                role=Role.parse(body.role),
-                password=body.password,
-                display_name=body.display_name,
-                email=body.email,
-            )
+            await service.create_user_from(session, rt.clock, body)
     except TocsinError as exc:
         return await _page(rt, ui, who, status_code=exc.status_code, error=exc.message, posted=fields)
     return RedirectResponse(f"/users#user-{body.name}", status_code=303)

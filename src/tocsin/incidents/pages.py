@@ -16,7 +16,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from tocsin.alerts import service as alerts_service
 from tocsin.alerts import triage
 from tocsin.alerts.matchers import filter_text
 from tocsin.auth import service as auth_service
@@ -206,8 +205,8 @@ async def _incident_page(
         context = await _summary(session, rt, incident)
         events = await timeline.events(session, incident.id, 0, MAX_EVENTS)
         ideas = await hypotheses.listing(session, incident)
-        alerts = await alerts_service.for_incident(session, incident.id, ALERTS_SHOWN)
-        alert_counts = await alerts_service.counts_for_incident(session, incident.id)
+        alerts = await triage.for_incident(session, incident.id, ALERTS_SHOWN)
+        alert_counts = await triage.counts_for_incident(session, incident.id)
         alert_groups = await triage.counted_by(session, "alertname", "all", incident.id, limit=8)
         people = [user.name for user in await auth_service.list_users(session)]
         status_panel = await status_page.panel(session, rt, incident)
