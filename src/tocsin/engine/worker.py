@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.core.bus import Bus
 from tocsin.core.clock import Clock
-from tocsin.db.engine import Database
+from tocsin.db.engine import Database, transient
 from tocsin.engine.models import Timer
 from tocsin.engine.timers import CHANNEL, DUE_NOW, TOPIC
 
@@ -34,6 +34,7 @@ log = logging.getLogger("tocsin.engine")
 
 MAX_WAIT = 5.0  # seconds a worker sleeps at most without a wake-up (a timer may come due meanwhile)
 INLINE_ROUNDS = 5  # timers due at once that fire inline may make more due: at most this many rounds
+BATCH_ATTEMPTS = 4  # runs of a batch that keeps meeting another worker's transaction (`Worker._batch`)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,22 @@ class Worker:
         return total
 
     async def _batch(self) -> int:
+        """Claim and fire one batch. Two workers' batches may each hold an incident the other's next
+        timer locks (PostgreSQL: a deadlock, one of them aborted): the aborted batch is rolled back
+        whole, its locks with it, and run again, a few times, each after a short wait. Its timers were
+        never marked: they fire in the next run, not after a failure's backoff."""
+        attempt = 1
+        while True:
+            try:
+                return await self._claim_and_fire()
+            except Exception as exc:
+                if attempt == BATCH_ATTEMPTS or not transient(exc):
+                    raise
+                log.info("a timer batch met another worker's transaction (%s); running it again", exc)
+                await asyncio.sleep(0.02 * attempt)
+                attempt += 1
+
+    async def _claim_and_fire(self) -> int:
         now = self.clock.now()
         async with self.db.transaction() as session:
             query = (
@@ -92,7 +109,7 @@ class Worker:
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             timers = list(await session.scalars(query))
-            await self._fire_all(session, timers, now)
+            await self._fire_all(session, timers, now, whole=True)
         return len(timers)
 
     async def fire_due_now(self, session: AsyncSession) -> None:
@@ -119,16 +136,21 @@ class Worker:
             )
             await self._fire_all(session, list(await session.scalars(query)), now)
 
-    async def _fire_all(self, session: AsyncSession, timers: list[Timer], now: datetime) -> None:
+    async def _fire_all(
+        self, session: AsyncSession, timers: list[Timer], now: datetime, whole: bool = False
+    ) -> None:
+        """`whole`: the transaction is this batch's own, run again whole if a handler meets another
+        transaction (`_batch`); else (inline, in the transaction that made the timers due) each failure
+        stays with its timer."""
         if not timers:
             return
         # Marked fired in one statement; a handler that fails puts its timer back (see _fire).
         ids = [t.id for t in timers]
         await session.execute(update(Timer).where(Timer.id.in_(ids)).values(fired_at=now))
         for timer in timers:
-            await self._fire(session, timer, now)
+            await self._fire(session, timer, now, whole)
 
-    async def _fire(self, session: AsyncSession, timer: Timer, now: datetime) -> None:
+    async def _fire(self, session: AsyncSession, timer: Timer, now: datetime, whole: bool = False) -> None:
         timer_id, kind, key, attempts = timer.id, timer.kind, timer.key, timer.attempts
         try:
             async with session.begin_nested():
@@ -138,6 +160,8 @@ class Worker:
                 await handler(session, timer, Firing(now, max(now - timer.due_at, timedelta(0))))
             self.fired += 1
         except Exception as exc:
+            if whole and transient(exc):
+                raise  # the batch runs again whole (`_batch`): recording the failure would deadlock again
             self.failed += 1
             log.exception("timer %s %s failed (attempt %d)", kind, key, attempts + 1)
             await session.execute(
