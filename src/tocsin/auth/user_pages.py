@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from tocsin.auth import schemas, service
+from tocsin.auth.models import ApiToken
 from tocsin.auth.pages import Who, allowed, posted
 from tocsin.auth.roles import Role
 from tocsin.core.errors import NotFound, TocsinError
@@ -43,18 +44,9 @@ async def _page(
     async with rt.db.session() as session:
         users = await service.list_users(session)
         tokens = await service.list_tokens(session, who.principal, everyone=True)
-    by_user: dict[str, list[schemas.TokenInfo]] = {}
+    by_user: dict[str, list[ApiToken]] = {}
     for token, name in tokens:
-        by_user.setdefault(name, []).append(
-            schemas.TokenInfo(
-                id=token.id,
-                name=token.name,
-                user=name,
-                created_at=token.created_at,
-                last_used_at=token.last_used_at,
-                revoked_at=token.revoked_at,
-            )
-        )
+        by_user.setdefault(name, []).append(token)
     return ui.page(
         "users.html",
         status_code=status_code,
