@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
-from tocsin.alerts import jobs
+from tocsin.alerts import inhibition, jobs, silences
 from tocsin.alerts import service as alerts
 from tocsin.runtime import Runtime
 from tocsin.testing import FakeClock, bearer, migrated_sqlite, prometheus_integration
@@ -614,3 +614,20 @@ def test_the_expiry_sweep_finds_expired_alerts_by_index(sqlite_template: Path, t
         plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql)]
     assert any("USING INDEX ix_alerts_status_ends" in step for step in plan), plan
     assert not any(step.startswith("SCAN alerts") for step in plan), plan
+
+
+def test_the_unmute_sweep_reads_only_muted_alerts(sqlite_template: Path, tmp_path: Path) -> None:
+    """Also every 5 s in a write transaction: without statistics SQLite read every open alert through
+    the index of statuses (65 ms at 20,000 open alerts), or walked the table in id order, instead of the
+    few muted ones through their partial index."""
+    migrated_sqlite(sqlite_template, tmp_path / "plan.db")
+    in_force = [silences.Active(1, "silence", [])]
+    for query in (
+        alerts.silence_ended(in_force, 1000),
+        alerts.silence_ended([], 1000),
+        inhibition.ended(1000),
+    ):
+        sql = str(query.compile(dialect=sqlite_dialect(), compile_kwargs={"literal_binds": True}))
+        with closing(sqlite3.connect(tmp_path / "plan.db")) as conn:
+            plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql)]
+        assert plan[0].startswith("SEARCH alerts USING INDEX ix_alerts_muted"), plan

@@ -1,7 +1,7 @@
 """The storm lane: a batch that only re-sends open alerts or adds alerts to incidents already open.
 
 That is what an alert storm and Prometheus's minutely re-sends are made of, and it needs no incident
-logic: no incident opens, no severity rises, no timeline note is due, nothing is silenced, acknowledged
+logic: no incident opens, no severity rises, no timeline note is due, nothing is muted, acknowledged
 or resolved. Such a batch is written with a handful of driver-level statements (`tocsin.db.raw`)
 instead of the ORM's dozen. Anything else, decided before anything is written, returns None and the
 caller (the ingest pipeline) takes the full path (`service.ingest`) instead. The rows written are the same
@@ -319,8 +319,8 @@ def _attach(
     groups = {gk: _open_group(raw, rows, now) for gk, rows in zip(wanted, found, strict=True)}
     outage = policy.alerting.complete_outage_severity
     for alert in new:
-        if silences.muting(in_force, alert.labels) is not None:
-            raise NotForThisLane  # a muted alert is noted on the timeline
+        if silences.muting(in_force, alert.labels) is not None or policy.alerting.inhibits(alert.labels):
+            raise NotForThisLane  # a muted alert is noted on the timeline; an inhibit rule may mute it
         group = groups[(alert.service or "", alert.group_key)]
         rank = policy.severity(group.severity).rank
         if policy.severity(alert.severity).rank < rank:

@@ -183,6 +183,9 @@ async def record(
     if attached.muted:
         data["silenced"] = len(attached.muted)
         data["silenced_by"] = sorted({a.muted_by or "" for a in attached.muted})
+        inhibited = sum(1 for a in attached.muted if (a.muted_by or "").startswith("inhibit:"))
+        if inhibited:
+            data["inhibited"] = inhibited  # of the `silenced` (muted): by an inhibit rule
     for group in attached.groups:
         group.told, group.told_at = group.alert_count, now
     await incidents.record(session, clock, attached.incident, EventKind.alert, actor, data)

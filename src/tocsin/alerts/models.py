@@ -122,3 +122,8 @@ class Silence(Base):
     comment: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+
+
+def label_value(name: str) -> Any:
+    """A label's value as text (NULL where the alert has no such label), on either database."""
+    return Alert.labels[name].as_string()

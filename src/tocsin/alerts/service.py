@@ -10,7 +10,7 @@ from typing import Protocol
 from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tocsin.alerts import fastlane, grouping, integrations, openkeys, silences
+from tocsin.alerts import fastlane, grouping, inhibition, integrations, openkeys, silences
 from tocsin.alerts.integrations import IntegrationInfo
 from tocsin.alerts.models import OPEN_STATUSES, Alert, AlertGroup
 from tocsin.alerts.signals import NewAlert, Outcome, Repeat, Signal
@@ -227,7 +227,8 @@ async def ingest(
     await after_resolve(session, clock, policy, resolved, actor)
     for index, alert in opened:
         outcome = outcomes[index]
-        outcomes[index] = Outcome(outcome.dedup_key, outcome.result, alert.id, alert.incident_id)
+        result = "muted" if outcome.result == "opened" and alert.muted_by else outcome.result  # inhibited
+        outcomes[index] = Outcome(outcome.dedup_key, result, alert.id, alert.incident_id)
     return outcomes
 
 
@@ -244,13 +245,33 @@ async def _flush_new(
     new = [a for a in pending.values() if a.id is None]
     if not new:
         return
+    later = await _inhibit(session, policy, new)
     touched = await _group(session, clock, policy, integration, new, actor, now)
     await _insert(session, new)
+    if later:  # inhibited by an alert of this batch: its id is known now
+        for alert, source in later:
+            alert.muted_by = inhibition.muted_by(source.id or 0)
+        await session.execute(update(Alert), [{"id": a.id, "muted_by": a.muted_by} for a, _ in later])
     for attached in touched.values():
         if attached.due(now):
             await grouping.record(session, clock, attached, integration.name, actor)
         if attached.opened and is_open(attached.incident.status):
             await grouping.raise_severity(session, clock, policy, attached.incident, attached.opened, actor)
+
+
+async def _inhibit(
+    session: AsyncSession, policy: Policy, new: list[NewAlert]
+) -> list[tuple[NewAlert, NewAlert]]:
+    """Mute the new alerts an inhibit rule covers; those inhibited by another new alert, with that one
+    (muted now, their `muted_by` completed once it has an id)."""
+    if not policy.alerting.inhibit_rules:
+        return []
+    found = await inhibition.find(session, policy, new)
+    for i, source_id in found.by.items():
+        new[i].muted_by = inhibition.muted_by(source_id)
+    for i in found.by_new:
+        new[i].muted_by = inhibition.PREFIX
+    return [(new[i], new[j]) for i, j in found.by_new.items()]
 
 
 async def _group(
@@ -381,27 +402,43 @@ async def expire(session: AsyncSession, clock: Clock, policy: Policy, limit: int
 
 
 async def unmute_ended(session: AsyncSession, clock: Clock, policy: Policy, limit: int = 1000) -> int:
-    """Open alerts whose silence or maintenance window has ended: muted by another one in force if it
-    matches, else unmuted and treated as if they had just fired, as Alertmanager notifies an alert whose
-    silence expires: kept in their incident if it is open, else grouped into one (opening it, and so
-    paging, if none is open), the timeline told, the severity raised. Without this, an alert that began
-    in a silence and still fired after it would stay muted for good, its re-sends mere repeats."""
+    """Open alerts whose silence or maintenance window has ended, or whose inhibiting alert is no longer
+    open: muted again by what covers them now (another silence in force, another open source of an
+    inhibit rule), else unmuted and treated as if they had just fired, as Alertmanager notifies an alert
+    whose silence expires: kept in their incident if it is open, else grouped into one (opening it, and
+    so paging, if none is open), the timeline told, the severity raised. Without this, an alert that
+    began muted and still fired after would stay muted for good, its re-sends mere repeats."""
     now = clock.now()
     in_force = await silences.active(session, now)
-    query = select(Alert).where(Alert.muted_by.is_not(None), Alert.status.in_(OPEN_STATUSES))
-    if in_force:  # by `ix_alerts_muted`, reading only the alerts muted by what has ended
-        query = query.where(Alert.muted_by.not_in([f"{s.kind}:{s.id}" for s in in_force]))
+    rows = list(await session.scalars(silence_ended(in_force, limit)))
+    rows += await session.scalars(inhibition.ended(limit))
+    if not rows:
+        return 0
+    found = await inhibition.find(session, policy, rows, again=True)
     freed: dict[int, list[Alert]] = {}
-    rows = list(await session.scalars(query.order_by(Alert.id).limit(limit)))
-    for row in rows:
+    for i, row in enumerate(rows):
         silence = silences.muting(in_force, row.labels)
         if silence is not None:
             row.muted_by = f"{silence.kind}:{silence.id}"
+        elif i in found.by:
+            row.muted_by = inhibition.muted_by(found.by[i])
         else:
             freed.setdefault(row.integration_id, []).append(row)
     for integration_id, alerts in freed.items():
         await _unmute(session, clock, policy, await integrations.by_id(session, integration_id), alerts, now)
     return len(rows)
+
+
+def silence_ended(in_force: list[silences.Active], limit: int) -> Select[Alert]:
+    """The open alerts muted by a silence or maintenance window no longer in force, through the index of
+    muted alerts."""
+    query = select(Alert).where(
+        Alert.muted_by.is_not(None), inhibition.still_open_muted(), ~inhibition.inhibited()
+    )
+    if in_force:
+        query = query.where(Alert.muted_by.not_in([f"{s.kind}:{s.id}" for s in in_force]))
+    # In the index's order: ordered by id alone, SQLite walked the whole table in id order instead.
+    return query.order_by(Alert.muted_by, Alert.id).limit(limit)
 
 
 async def _unmute(

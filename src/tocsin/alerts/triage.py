@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts import service
 from tocsin.alerts.matchers import matching
-from tocsin.alerts.models import OPEN_STATUSES, Alert
+from tocsin.alerts.models import OPEN_STATUSES, Alert, label_value
 from tocsin.core.clock import Clock
 from tocsin.core.errors import InvalidInput
 from tocsin.db.engine import Database, transient
@@ -77,11 +77,6 @@ async def _newest(
     return _of(query, status, None, by_status=int(count or 0) <= _FEW)
 
 
-def _label(name: str) -> Any:
-    """A label's value as text (NULL where the alert has no such label), on either database."""
-    return Alert.labels[name].as_string()
-
-
 def _exact(matcher: dict[str, Any]) -> bool:
     """Whether SQL can apply the matcher (label = a value that is not empty)."""
     return bool(matcher.get("is_equal", True) and not matcher.get("is_regex") and matcher["value"])
@@ -97,7 +92,7 @@ async def _candidates(
     query = await _newest(session, select(Alert.id, labels).order_by(Alert.id.desc()), status, incident_id)
     for m in matchers:
         if _exact(m):
-            query = query.where(_label(m["name"]) == m["value"])
+            query = query.where(label_value(m["name"]) == m["value"])
     return query
 
 
@@ -188,9 +183,9 @@ async def counted_by(
         raise InvalidInput(f"{label!r} is not a label name", field="by")
     matchers = matchers or []
     if all(_exact(m) for m in matchers):
-        query = _of(select(_label(label).label("value")), status, incident_id)
+        query = _of(select(label_value(label).label("value")), status, incident_id)
         for m in matchers:
-            query = query.where(_label(m["name"]) == m["value"])
+            query = query.where(label_value(m["name"]) == m["value"])
         values = query.subquery()
         count = func.count().label("n")
         grouped = (

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator
 
+from tocsin.alerts.matchers import matching, parse_matcher
 from tocsin.policy.fields import Duration, PolicyModel, Slug, custom_error
 
 IntegrationKind = Literal["alertmanager", "prometheus", "pagerduty", "generic", "heartbeat", "sentry"]
@@ -39,6 +41,54 @@ class SeverityRule(PolicyModel):
         return True
 
 
+def _matcher(value: str) -> str:
+    """One matcher as amtool and Alertmanager's configuration write it (`severity="critical"`)."""
+    try:
+        matcher = parse_matcher(value)
+        if matcher["is_regex"]:
+            re.compile(matcher["value"])
+    except (ValueError, re.error) as error:
+        text = f"{value!r}: not a regular expression: {error}" if isinstance(error, re.error) else str(error)
+        raise custom_error("matcher", text) from None
+    return value
+
+
+def _label_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise custom_error("label_name", f'"{value}" is not a label name')
+    return value
+
+
+MatcherText = Annotated[str, AfterValidator(_matcher)]
+LabelName = Annotated[str, AfterValidator(_label_name)]
+
+
+class InhibitRule(PolicyModel):
+    """Alertmanager's inhibit rule, written as in its configuration: while an open alert matches every
+    source matcher, a new alert matching every target matcher, with the same values of the `equal`
+    labels (a missing label reads as empty), is muted (recorded, no incident, no page)."""
+
+    source_matchers: list[MatcherText] = Field(min_length=1)
+    target_matchers: list[MatcherText] = Field(min_length=1)
+    equal: list[LabelName] = []
+
+    @functools.cached_property
+    def source(self) -> list[dict[str, Any]]:
+        return [parse_matcher(m) for m in self.source_matchers]
+
+    @functools.cached_property
+    def is_source(self) -> Callable[[dict[str, Any]], bool]:
+        return matching(self.source)
+
+    @functools.cached_property
+    def is_target(self) -> Callable[[dict[str, Any]], bool]:
+        return matching([parse_matcher(m) for m in self.target_matchers])
+
+    def key(self, labels: dict[str, Any]) -> tuple[str, ...]:
+        """The values of the `equal` labels, as a source and its targets must share them."""
+        return tuple(str(labels.get(name, "")) for name in self.equal)
+
+
 class IntegrationSpec(PolicyModel):
     """An integration declared in the policy; its key comes from an environment variable."""
 
@@ -65,6 +115,7 @@ class AlertingPolicy(PolicyModel):
     group_window: Duration = timedelta(minutes=10)
     group_by: list[str] = []
     severity_rules: list[SeverityRule] = []
+    inhibit_rules: list[InhibitRule] = []
     default_severity: SeverityKey = "P2"
     complete_outage_severity: SeverityKey | None = "P0"
     rate_limit_per_minute: int = Field(default=3_000_000, ge=1)
@@ -80,6 +131,10 @@ class AlertingPolicy(PolicyModel):
             if names.count(name) > 1:
                 raise custom_error("duplicate", f'integration "{name}" is defined twice')
         return items
+
+    def inhibits(self, labels: dict[str, Any]) -> bool:
+        """Whether an inhibit rule may mute an alert with these labels (it matches a rule's targets)."""
+        return any(rule.is_target(labels) for rule in self.inhibit_rules)
 
     def severity_references(self) -> list[tuple[str, str]]:
         """(field, severity key) of every severity this section names."""
