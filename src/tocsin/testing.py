@@ -29,6 +29,7 @@ from tocsin.policy.models import Policy
 __all__ = [
     "FakeClock",
     "bearer",
+    "integration_key",
     "migrated_sqlite",
     "postgres_database",
     "reset",
@@ -108,6 +109,14 @@ async def prometheus_integration(
 def bearer(token: str) -> dict[str, str]:
     """The Authorization header for an API token."""
     return {"Authorization": f"Bearer {token}"}
+
+
+async def integration_key(client: Any, admin: str, name: str, kind: str) -> str:
+    """Make an integration through the API (`client`: an httpx.AsyncClient on the app) as the admin
+    holding that token; its key."""
+    r = await client.post("/api/v1/integrations", json={"name": name, "kind": kind}, headers=bearer(admin))
+    assert r.status_code == 201, r.text
+    return str(r.json()["key"])
 
 
 @contextmanager

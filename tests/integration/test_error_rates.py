@@ -22,7 +22,7 @@ from tocsin.db.engine import Database
 from tocsin.monitors import detector_jobs
 from tocsin.policy import Policy, PolicyError
 from tocsin.runtime import Runtime
-from tocsin.testing import FakeClock, bearer, seed_policy_with
+from tocsin.testing import FakeClock, bearer, integration_key, seed_policy_with
 
 
 class ErrorSummary(ThreadingHTTPServer):
@@ -235,12 +235,7 @@ def event_alert(project: str = "front-end", project_id: int = 1) -> dict[str, An
 
 @pytest.fixture
 async def sentry_key(client: httpx.AsyncClient, tokens: dict[str, str]) -> str:
-    r = await client.post(
-        "/api/v1/integrations", json={"name": "sentry", "kind": "sentry"}, headers=bearer(tokens["admin"])
-    )
-    assert r.status_code == 201, r.text
-    key: str = r.json()["key"]
-    return key
+    return await integration_key(client, tokens["admin"], "sentry", "sentry")
 
 
 async def test_sentry_events_counted_per_window_raise_and_clear(

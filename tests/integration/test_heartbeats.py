@@ -14,7 +14,7 @@ from tocsin.db.engine import Database
 from tocsin.monitors import detector_jobs
 from tocsin.policy import Policy, PolicyError
 from tocsin.runtime import Runtime
-from tocsin.testing import FakeClock, bearer, seed_policy_with
+from tocsin.testing import FakeClock, bearer, integration_key, seed_policy_with
 
 HEARTBEATS = """
 heartbeats:
@@ -40,12 +40,7 @@ def rt(db: Database, clock: FakeClock) -> Runtime:
 
 @pytest.fixture
 async def key(client: httpx.AsyncClient, tokens: dict[str, str]) -> str:
-    r = await client.post(
-        "/api/v1/integrations", json={"name": "cron", "kind": "heartbeat"}, headers=bearer(tokens["admin"])
-    )
-    assert r.status_code == 201, r.text
-    value: str = r.json()["key"]
-    return value
+    return await integration_key(client, tokens["admin"], "cron", "heartbeat")
 
 
 async def ping(client: httpx.AsyncClient, key: str, name: str = "nightly-backup") -> dict[str, Any]:

@@ -22,7 +22,7 @@ from tocsin.db.engine import Database
 from tocsin.policy.loader import PolicyError, load_policy_text
 from tocsin.policy.models import Policy
 from tocsin.runtime import Runtime
-from tocsin.testing import FakeClock, bearer, user_with_token
+from tocsin.testing import FakeClock, bearer, integration_key, user_with_token
 
 EVENT = re.compile(r'data-kind="alert">(.*?)</li>', re.S)
 RULES = """  inhibit_rules:
@@ -54,11 +54,7 @@ def rt(db: Database, clock: FakeClock) -> Runtime:
 
 @pytest.fixture
 async def key(client: httpx.AsyncClient, tokens: dict[str, str]) -> str:
-    r = await client.post(
-        "/api/v1/integrations", json={"name": "prom", "kind": "prometheus"}, headers=bearer(tokens["admin"])
-    )
-    assert r.status_code == 201, r.text
-    return str(r.json()["key"])
+    return await integration_key(client, tokens["admin"], "prom", "prometheus")
 
 
 def firing(clock: FakeClock, name: str, **labels: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from tocsin.app import create_app
 from tocsin.notify.models import OutboxMessage
 from tocsin.runtime import Runtime
 from tocsin.statuspage import jobs
-from tocsin.testing import FakeClock, bearer
+from tocsin.testing import FakeClock, bearer, integration_key
 
 
 def statuses(doc: dict[str, Any]) -> dict[str, str]:
@@ -28,12 +28,7 @@ async def json(client: httpx.AsyncClient, path: str) -> dict[str, Any]:
 
 
 async def generic_key(client: httpx.AsyncClient, admin: str) -> str:
-    r = await client.post(
-        "/api/v1/integrations", json={"name": "synthetics", "kind": "generic"}, headers=bearer(admin)
-    )
-    assert r.status_code == 201, r.text
-    key: str = r.json()["key"]
-    return key
+    return await integration_key(client, admin, "synthetics", "generic")
 
 
 async def test_maintenance_mode_mutes_alerts_of_its_components_and_shows_a_banner(

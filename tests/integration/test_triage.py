@@ -12,18 +12,14 @@ import pytest
 from tocsin.alerts import triage
 from tocsin.alerts.matchers import matches, parse_filter
 from tocsin.runtime import Runtime
-from tocsin.testing import bearer
+from tocsin.testing import bearer, integration_key
 
 
 async def storm(client: httpx.AsyncClient, admin: str) -> dict[str, str]:
     """30 DiskFull (db-0 .. db-29), 20 HighLatency (api, web), one PagerDuty event without labels."""
     keys = {}
     for kind in ("prometheus", "pagerduty"):
-        r = await client.post(
-            "/api/v1/integrations", json={"name": kind, "kind": kind}, headers=bearer(admin)
-        )
-        assert r.status_code == 201, r.text
-        keys[kind] = r.json()["key"]
+        keys[kind] = await integration_key(client, admin, kind, kind)
     disk = [{"labels": {"alertname": "DiskFull", "instance": f"db-{i}", "job": "node"}} for i in range(30)]
     slow = [
         {"labels": {"alertname": "HighLatency", "service": "api" if i % 2 else "web", "instance": f"lb-{i}"}}
