@@ -240,6 +240,10 @@ async def test_the_console_says_what_inhibits_an_alert(
     assert r.status_code == 200, r.text
     assert f'href="/alerts?status=all&amp;before={node + 1}"' in r.text
     assert f"(inhibited by #{node})" in r.text
+    silences_page = (await client.get("/silences")).text
+    assert 'aria-label="Inhibit rules"' in silences_page and silences_page.count("data-inhibit-rule=") == 3
+    assert "<code>alertname=~&#34;Service.*&#34;</code>" in silences_page
+    assert "They mute 1 open alert now" in silences_page
     told = [re.sub(r"<[^>]+>|\s+", " ", e) for e in EVENT.findall(r.text)]
     assert [" ".join(e.split()[3:7]) for e in told] == [
         "Alerts 1 firing opened",

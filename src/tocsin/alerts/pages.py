@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from tocsin.alerts import integrations, silences, triage
+from tocsin.alerts import inhibition, integrations, silences, triage
 from tocsin.alerts.matchers import filter_text, matcher_text, parse_filter, parse_matcher
 from tocsin.auth.pages import Who, posted
 from tocsin.auth.roles import Role
@@ -172,6 +172,8 @@ async def _page(
         now=now,
         rows=rows,
         durations=DURATIONS,
+        inhibit_rules=rt.policy.alerting.inhibit_rules,
+        inhibited=sum(n for by, n in muting.items() if by.startswith(inhibition.PREFIX)),
         error=error,
         form=form,
     )
