@@ -112,7 +112,7 @@ def test_an_alert_opens_to_show_what_its_sender_attached(tmp_path: Path) -> None
         listed = page.locator("li[data-alert]")
         expect(listed).to_have_count(4)
         expect(listed.first).to_contain_text("api-9 answers 5xx")
-        expect(page.get_by_text("of these, 1 silenced")).to_be_visible()
+        expect(page.get_by_text("of these, 1 muted (silenced or inhibited)")).to_be_visible()
         page.goto(f"{url}/silences")
         page.locator("tr[data-silence]").get_by_role("button", name="End silence").click()
         expect(page.get_by_text("Nothing is silenced.")).to_be_visible()

@@ -638,7 +638,7 @@ async def test_the_alerts_page_lists_every_integration_s_alerts(
 
     page = await b.page("/alerts")
     assert re.findall(r'<li data-alert="(\d+)">', page) == ["3", "2", "1"]  # newest first
-    assert "3 firing · 0 acknowledged · of these, 1 silenced" in page
+    assert "3 firing · 0 acknowledged · of these, 1 muted (silenced or inhibited)" in page
     assert "prom · prometheus" in page and "pd · sendgrid" in page
     assert '<a href="/incidents/INC-1">INC-1</a>' in page and "Mail bouncing" in page
     assert page.count("Silence alerts like this") == 2  # not on the one already silenced
