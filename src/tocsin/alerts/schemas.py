@@ -64,7 +64,10 @@ class AlertOut(BaseModel):
     first_seen_at: datetime
     last_seen_at: datetime
     count: int
-    muted_by: str | None
+    muted_by: str | None = Field(
+        description="what mutes it: silence:<id>, maintenance:<id>, or inhibit:<id of the open alert whose"
+        " inhibit rule mutes it>; null if nothing does"
+    )
     incident: str | None
     resolved_at: datetime | None
 
