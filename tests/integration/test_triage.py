@@ -211,7 +211,7 @@ async def test_a_filter_that_matches_little_of_a_long_history_stops_and_says_so(
 
 
 async def test_alerts_are_counted_by_a_label_s_value(
-    client: httpx.AsyncClient, tokens: dict[str, str]
+    client: httpx.AsyncClient, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await storm(client, tokens["admin"])
 
@@ -235,6 +235,11 @@ async def test_alerts_are_counted_by_a_label_s_value(
         ("DiskFull", 30),
         ("HighLatency", 20),
     ]
+    # The whole history is counted among its newest alerts (here the 21 newest: not one DiskFull).
+    assert await groups(status="all") == [("DiskFull", 30), ("HighLatency", 20), ("", 1)]
+    monkeypatch.setattr(triage, "HISTORY", 21)
+    assert await groups(status="all") == [("HighLatency", 20), ("", 1)]
+    assert await groups(status="all", incident=disk["incident"], limit=1) == [("DiskFull", 30)]
     for params in ({"by": "not a label"}, {"by": "1x"}):
         r = await client.get("/api/v1/alerts/groups", params=params, headers=bearer(tokens["viewer"]))
         assert r.status_code == 422 and r.json()["error"]["field"] == "by"

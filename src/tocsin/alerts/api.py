@@ -223,7 +223,9 @@ async def alert_groups(
     filter: Filter = [],  # noqa: B006
 ) -> list[schemas.AlertGroupCount]:
     """What an alert storm is made of: the most common values of a label among the alerts (open by
-    default; of one incident, and matching `filter`, if asked), with how many alerts have each."""
+    default; of one incident, and matching `filter`, if asked), with how many alerts have each.
+    Resolved or all alerts of every incident are counted among the newest 100,000 alerts; with a
+    matcher other than an exact `name="value"`, among the 20,000 newest that may match."""
     wanted = parsed_filter(filter)
     async with rt.db.session() as session:
         incident_id = await _incident_id(session, incident)

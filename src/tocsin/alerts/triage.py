@@ -28,6 +28,7 @@ from tocsin.core.errors import InvalidInput
 from tocsin.db.engine import Database, transient
 from tocsin.policy.models import Policy
 
+HISTORY = 100_000  # alerts counted at most by a count of the history (SQLite: 3.5 s for 2,000,000)
 STATUSES = ("open", "firing", "acknowledged", "resolved", "all")
 SCAN = 20_000  # rows a filter looks at, at most
 _FIRST_CHUNK = 500  # candidates read first; each next read takes four times as many
@@ -177,13 +178,18 @@ async def counted_by(
 ) -> list[tuple[str, int]]:
     """The most common values of a label among the alerts in `status` (of one incident, if given, and
     matching the matchers, if any), with how many alerts have each, most first; "" stands for alerts
-    without the label. Counted by the database, unless a matcher needs checking here: then among the
-    `scan` newest candidates."""
+    without the label. Counted by the database (resolved or all alerts of every incident: among the
+    newest `HISTORY` alerts), unless a matcher needs checking here: then among the `scan` newest
+    candidates."""
     if not LABEL_NAME.fullmatch(label):
         raise InvalidInput(f"{label!r} is not a label name", field="by")
     matchers = matchers or []
     if all(_exact(m) for m in matchers):
-        query = _of(select(label_value(label).label("value")), status, incident_id)
+        history = incident_id is None and status in ("resolved", "all")  # a long one: its newest part
+        query = _of(select(label_value(label).label("value")), status, incident_id, by_status=not history)
+        if history:  # read by id, each row's status checked
+            newest = await session.scalar(select(func.max(Alert.id)))
+            query = query.where(Alert.id > (newest or 0) - HISTORY)
         for m in matchers:
             query = query.where(label_value(m["name"]) == m["value"])
         values = query.subquery()
