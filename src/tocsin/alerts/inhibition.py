@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Integer, Select, Text, and_, case, cast, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from tocsin.alerts.models import OPEN_STATUSES, Alert, label_value
@@ -71,7 +72,9 @@ class _Sources:
         return self.one_sided if two_sided else self.any
 
 
-async def find(session: Any, policy: Policy, alerts: Sequence[Muteable], again: bool = False) -> Found:
+async def find(
+    session: AsyncSession, policy: Policy, alerts: Sequence[Muteable], again: bool = False
+) -> Found:
     """The inhibitors of the alerts not muted already (`again`: of all of them, their muting having
     ended): open alerts in the database, or alerts of the list not yet written (`id` None).
 
@@ -109,7 +112,7 @@ async def find(session: Any, policy: Policy, alerts: Sequence[Muteable], again: 
 
 
 async def _sources(
-    session: Any, rule: InhibitRule, keys: set[tuple[str, ...]]
+    session: AsyncSession, rule: InhibitRule, keys: set[tuple[str, ...]]
 ) -> dict[tuple[str, ...], _Sources]:
     """The open alerts matching the rule's source matchers, by their values of the `equal` labels (among
     `keys`), newest first."""
