@@ -1,4 +1,4 @@
-"""How signals become incidents: grouping, severity rules, integrations declared in the policy."""
+"""How signals become incidents: grouping, severity and inhibit rules, integrations declared in the policy."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ class SeverityMemory:
 
 
 class AlertingPolicy(PolicyModel):
-    """Grouping windows and severity rules for alerts from every source."""
+    """Grouping windows, severity and inhibit rules for alerts from every source."""
 
     group_window: Duration = timedelta(minutes=10)
     group_by: list[str] = []
@@ -134,7 +134,7 @@ class AlertingPolicy(PolicyModel):
 
     def inhibits(self, labels: dict[str, Any]) -> bool:
         """Whether an inhibit rule may mute an alert with these labels (it matches a rule's targets)."""
-        return any(rule.is_target(labels) for rule in self.inhibit_rules)
+        return bool(self.inhibit_rules) and any(rule.is_target(labels) for rule in self.inhibit_rules)
 
     def severity_references(self) -> list[tuple[str, str]]:
         """(field, severity key) of every severity this section names."""
