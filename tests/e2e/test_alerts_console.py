@@ -9,7 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from e2e.harness import SCREENSHOTS, browser_page, require_chromium, sign_in, user_with_token, uvicorn_server
+from e2e.harness import (
+    SCREENSHOTS,
+    browser_page,
+    require_chromium,
+    seed_policy_file,
+    sign_in,
+    user_with_token,
+    uvicorn_server,
+)
 from tocsin.auth.roles import Role
 from tocsin.testing import bearer, migrated_sqlite
 
@@ -151,4 +159,56 @@ def test_an_alert_opens_to_show_what_its_sender_attached(tmp_path: Path) -> None
         stale.get_by_role("button", name="Resolve this alert").click()
         expect(page.get_by_role("status")).to_contain_text("Resolved 1 alert by hand.")
         expect(page.get_by_text("No open alerts match this filter.")).to_be_visible()
+        assert problems == []
+
+
+INHIBIT = """  inhibit_rules:
+    - source_matchers: ['alertname="NodeDown"']
+      target_matchers: ['alertname=~"Service.*"']
+      equal: [instance]
+"""
+
+
+def test_an_inhibited_alert_says_what_mutes_it(tmp_path: Path) -> None:
+    """A node down mutes its services' alerts: the incident page names the alert that inhibits each,
+    one click away, and the Silences page lists the policy's rules."""
+    from playwright.sync_api import expect, sync_playwright
+
+    require_chromium()
+    database_url = migrated_sqlite(tmp_path / "template.db", tmp_path / "tocsin.db")
+    token = asyncio.run(user_with_token(database_url, Role.admin))
+    policy = seed_policy_file(tmp_path / "policy.yaml", "")
+    policy.write_text(policy.read_text().replace("  inhibit_rules: []\n", INHIBIT), encoding="utf-8")
+    env = {"TOCSIN_DATABASE_URL": database_url, "TOCSIN_POLICY": str(policy)}
+    with (
+        uvicorn_server(tmp_path, env) as url,
+        sync_playwright() as p,
+        browser_page(p, 1366, 900) as (page, problems),
+    ):
+        made = httpx.post(
+            f"{url}/api/v1/integrations", json={"name": "prom", "kind": "prometheus"}, headers=bearer(token)
+        )
+        key = made.json()["key"]
+        node = {"labels": {"alertname": "NodeDown", "instance": "db-1:9100", "severity": "critical"}}
+        slow = {"labels": {"alertname": "ServiceSlow", "instance": "db-1:9100", "severity": "warning"}}
+        for alert in (node, slow):
+            sent = httpx.post(f"{url}/api/v2/alerts", json=[alert], headers=bearer(key))
+            assert sent.status_code == 200, sent.text
+
+        page.goto(f"{url}/login?next=/incidents/INC-1")
+        sign_in(page)
+        alerts = page.locator("#alerts")
+        inhibited = alerts.locator("details.alert-detail", has_text="ServiceSlow")
+        expect(inhibited).to_contain_text("(inhibited by #1)")
+        expect(inhibited.get_by_role("link", name="Silence alerts like this")).to_have_count(0)
+        inhibited.get_by_role("link", name="(inhibited by #1)").click()
+        expect(page).to_have_url(f"{url}/alerts?status=all&before=2")
+        expect(page.locator("li[data-alert]").first).to_contain_text("NodeDown")
+
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Silences").click()
+        rules = page.get_by_role("table", name="Inhibit rules")
+        expect(rules).to_contain_text('alertname="NodeDown"')
+        expect(rules).to_contain_text('alertname=~"Service.*"')
+        expect(page.get_by_text("They mute 1 open alert now")).to_be_visible()
+        page.locator("section", has=rules).screenshot(path=str(SCREENSHOTS / "console-inhibit-rules.png"))
         assert problems == []
