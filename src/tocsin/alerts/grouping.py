@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tocsin.alerts import inhibition
 from tocsin.alerts.models import Alert, AlertGroup
 from tocsin.alerts.signals import NewAlert
 from tocsin.core.clock import Clock
@@ -183,7 +184,7 @@ async def record(
     if attached.muted:
         data["silenced"] = len(attached.muted)
         data["silenced_by"] = sorted({a.muted_by or "" for a in attached.muted})
-        inhibited = sum(1 for a in attached.muted if (a.muted_by or "").startswith("inhibit:"))
+        inhibited = sum(1 for a in attached.muted if (a.muted_by or "").startswith(inhibition.PREFIX))
         if inhibited:
             data["inhibited"] = inhibited  # of the `silenced` (muted): by an inhibit rule
     for group in attached.groups:

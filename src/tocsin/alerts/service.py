@@ -414,13 +414,17 @@ async def unmute_ended(session: AsyncSession, clock: Clock, policy: Policy, limi
     rows += await session.scalars(inhibition.ended(limit))
     if not rows:
         return 0
-    found = await inhibition.find(session, policy, rows, again=True)
-    freed: dict[int, list[Alert]] = {}
-    for i, row in enumerate(rows):
+    uncovered: list[Alert] = []
+    for row in rows:
         silence = silences.muting(in_force, row.labels)
         if silence is not None:
             row.muted_by = f"{silence.kind}:{silence.id}"
-        elif i in found.by:
+        else:
+            uncovered.append(row)
+    found = await inhibition.find(session, policy, uncovered, again=True)
+    freed: dict[int, list[Alert]] = {}
+    for i, row in enumerate(uncovered):
+        if i in found.by:
             row.muted_by = inhibition.muted_by(found.by[i])
         else:
             freed.setdefault(row.integration_id, []).append(row)
